@@ -1,0 +1,145 @@
+"""The mask format and the window representation the network sees, defined once for everyone.
+
+A task is a boolean mask over a window of global joint positions, shape (T, J, 3): True where an
+entry is observed. Frame masks (T,) and joint masks (T, J) broadcast to it. Training samples masks
+at random (training/masks.py); the add-on builds them from keys; the generator receives the same.
+
+Before the network, a window is put in a canonical frame decided by the *observed* entries only
+(so training and inference agree): translated so the first observed pelvis is over the origin and
+turned about Y so the first frame with both thighs observed faces +Z. The network's output channels
+are root-relative joints plus the pelvis trajectory as its own channels (index 0), so it can
+generate travel instead of sliding. numpy only: the torch and numpy runtimes share it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .skeleton import INDEX, NUM_JOINTS
+
+PELVIS, L_THIGH, R_THIGH = INDEX["pelvis"], INDEX["l_thigh"], INDEX["r_thigh"]
+
+
+def full_mask(mask: np.ndarray, length: int, joints: int = NUM_JOINTS) -> np.ndarray:
+    """Broadcast a (T,), (T, J) or (T, J, 3) mask (any leading batch dims for the last) to (..., T, J, 3)."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape[-1:] == (length,) and mask.ndim == 1:
+        mask = mask[:, None, None]
+    elif mask.shape[-2:] == (length, joints):
+        mask = mask[..., None]
+    if mask.shape[-3:-1] != (length, joints) and mask.shape[-3:] != (length, 1, 1):
+        raise ValueError(f"mask of shape {mask.shape} does not fit a window of {length} frames x {joints} joints")
+    return np.broadcast_to(mask, mask.shape[:-3] + (length, joints, 3))
+
+
+@dataclass
+class Frame:
+    """Rigid transform into the canonical frame: p_canon = R(yaw) @ (p - origin)."""
+    origin: np.ndarray  # (..., 3)
+    yaw: np.ndarray     # (...,) radians; rotation about +Y applied to world coordinates
+
+    def _rot(self, sign: float) -> np.ndarray:
+        c, s = np.cos(sign * self.yaw), np.sin(sign * self.yaw)
+        z, o = np.zeros_like(c), np.ones_like(c)
+        return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], -2)
+
+    def to_canonical(self, p: np.ndarray) -> np.ndarray:
+        """(..., T, J, 3) world -> canonical."""
+        rot = self._rot(1.0)[..., None, None, :, :]
+        return np.einsum("...ij,...j->...i", rot, p - self.origin[..., None, None, :])
+
+    def to_world(self, p: np.ndarray) -> np.ndarray:
+        rot = self._rot(-1.0)[..., None, None, :, :]
+        return np.einsum("...ij,...j->...i", rot, p) + self.origin[..., None, None, :]
+
+
+def _first(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the first True along the last axis, and whether there is one."""
+    return flags.argmax(-1), flags.any(-1)
+
+
+def canonical_frame(observed: np.ndarray, mask: np.ndarray) -> Frame:
+    """The frame decided by observed entries only. observed, mask: (..., T, J, 3)."""
+    pel = mask[..., PELVIS, :]
+    t_xz, has_xz = _first(pel[..., 0] & pel[..., 2])
+    take = lambda a, t: np.take_along_axis(a, t[..., None, None, None], -3)[..., 0, :, :]
+    at_ref = take(observed, t_xz)
+    origin = np.where(has_xz[..., None], at_ref[..., PELVIS, :] * np.array([1.0, 0.0, 1.0]), 0.0)
+    thighs = mask[..., L_THIGH, :] & mask[..., R_THIGH, :]
+    t_face, has_face = _first(thighs[..., 0] & thighs[..., 2])
+    at_face = take(observed, t_face)
+    across = at_face[..., L_THIGH, :] - at_face[..., R_THIGH, :]
+    # facing = across x up; the yaw that turns it onto +Z
+    yaw = np.where(has_face, -np.arctan2(-across[..., 2], across[..., 0]), 0.0)
+    return Frame(origin.astype(np.float64), yaw.astype(np.float64))
+
+
+def canonical_mask(mask: np.ndarray, frame: Frame) -> np.ndarray:
+    """Observed entries after rotation: x and z mix, so each is known only when both are."""
+    turned = np.abs(np.sin(frame.yaw)) > 1e-9
+    xz = mask[..., 0] & mask[..., 2]
+    out = mask.copy()
+    out[..., 0] = np.where(turned[..., None, None], xz, mask[..., 0])
+    out[..., 2] = np.where(turned[..., None, None], xz, mask[..., 2])
+    return out
+
+
+def to_output_features(canon: np.ndarray) -> np.ndarray:
+    """(..., T, J, 3) canonical positions -> root-relative joints, pelvis trajectory at index 0."""
+    out = canon - canon[..., PELVIS:PELVIS + 1, :]
+    out[..., PELVIS, :] = canon[..., PELVIS, :]
+    return out
+
+
+def from_output_features(feat: np.ndarray) -> np.ndarray:
+    out = feat + feat[..., PELVIS:PELVIS + 1, :]
+    out[..., PELVIS, :] = feat[..., PELVIS, :]
+    return out
+
+
+def interpolate_observed(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per entry, linear interpolation in time between observed values; held before the first and
+    after the last; zero where an entry is never observed. Shapes (..., T, J, 3). This is the prior
+    the network refines: linear in-betweening, zero-velocity prediction, nothing for generation."""
+    t_len = values.shape[-3]
+    t = np.arange(t_len).reshape((t_len, 1, 1))
+    prev = np.maximum.accumulate(np.where(mask, t, -1), axis=-3)
+    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(mask, t, t_len), -3), axis=-3), -3)
+    has_prev, has_next = prev >= 0, nxt < t_len
+    prev_c, next_c = np.clip(prev, 0, t_len - 1), np.clip(nxt, 0, t_len - 1)
+    v_prev = np.take_along_axis(values, prev_c, -3)
+    v_next = np.take_along_axis(values, next_c, -3)
+    span = np.maximum(next_c - prev_c, 1)
+    w = np.clip((t - prev_c) / span, 0.0, 1.0)
+    both = v_prev + w * (v_next - v_prev)
+    out = np.where(has_prev & has_next, both, np.where(has_prev, v_prev, np.where(has_next, v_next, 0.0)))
+    return out.astype(values.dtype)
+
+
+@dataclass
+class Window:
+    """Network inputs for a batch of windows, plus what is needed to map outputs back."""
+    inputs: np.ndarray    # (B, T, J, 3) canonical positions, zero where unobserved
+    mask: np.ndarray      # (B, T, J, 3) canonical-frame observation mask
+    prior: np.ndarray     # (B, T, J, 3) output features of the interpolated observation
+    frame: Frame
+
+
+def prepare(observed: np.ndarray, mask: np.ndarray) -> Window:
+    """World-space observation (B, T, J, 3) + mask -> the network's view of it."""
+    mask = full_mask(mask, observed.shape[-3], observed.shape[-2])
+    mask = np.broadcast_to(mask, observed.shape)
+    observed = np.where(mask, observed, 0.0)
+    frame = canonical_frame(observed, mask)
+    cmask = canonical_mask(mask, frame)
+    canon = np.where(cmask, frame.to_canonical(observed), 0.0)
+    prior = to_output_features(interpolate_observed(canon, cmask))
+    return Window(canon.astype(np.float32), cmask, prior.astype(np.float32), frame)
+
+
+def finish(features: np.ndarray, window: Window, observed: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Network output features -> world positions, with every observed entry pasted back exactly."""
+    world = window.frame.to_world(from_output_features(features.astype(np.float64)))
+    mask = np.broadcast_to(full_mask(mask, observed.shape[-3], observed.shape[-2]), world.shape)
+    return np.where(mask, np.broadcast_to(observed, world.shape), world).astype(np.float32)
