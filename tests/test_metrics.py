@@ -1,0 +1,80 @@
+"""The metric definitions on hand-made cases whose answers are worked out by hand."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from training import metrics
+
+
+def test_mpjpe_is_the_mean_euclidean_distance():
+    gt = np.zeros((2, 5, 21, 3))
+    pred = gt + np.array([3.0, 4.0, 0.0])  # every joint 5 away
+    assert metrics.mpjpe(pred, gt) == pytest.approx(5.0)
+    pred[0] = gt[0]  # half the frames exact
+    assert metrics.mpjpe(pred, gt) == pytest.approx(2.5)
+
+
+def test_npss_is_zero_for_identical_and_rescaled_motion():
+    rng = np.random.default_rng(0)
+    gt = rng.normal(size=(3, 16, 6))
+    assert metrics.npss(gt, gt) == pytest.approx(0.0)
+    assert metrics.npss(gt, 2.0 * gt) == pytest.approx(0.0)  # spectra are normalised
+
+
+def test_npss_hand_computed_and_power_weighted():
+    # dim 0: gt impulse (flat spectrum, power 4 over 4 bins) vs constant (all power at DC):
+    # cdfs (.25,.5,.75,1) vs (1,1,1,1): EMD 1.5. dim 1: both constant: EMD 0, gt power 16.
+    gt = np.array([[[1.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]])
+    pred = np.ones((1, 4, 2))
+    assert metrics.npss(gt, pred) == pytest.approx(1.5 * 4 / 20)
+
+
+def test_foot_skate_counts_only_grounded_steps():
+    t = np.arange(6, dtype=float)
+    planted = np.stack([0.01 * t, np.full(6, 0.10), np.zeros(6)], -1)   # ankle resting at 10 cm, sliding 1 cm/frame
+    flying = np.stack([0.50 * t, np.full(6, 0.60), np.zeros(6)], -1)    # toe in the air, fast
+    feet = np.stack([planted, flying], 1)                                # (T, K, 3)
+    ground = np.array([0.09, 0.02])
+    assert metrics.foot_skate(feet, ground) == pytest.approx(0.01)
+    lifted = feet.copy(); lifted[3, 0, 1] = 0.5  # lifting the ankle at frame 3 removes steps 2->3 and 3->4
+    lifted[4:, 0, 0] += 1.0                       # ...so a jump across them is not counted
+    assert metrics.foot_skate(lifted, ground) == pytest.approx(0.01)
+    assert np.isnan(metrics.foot_skate(feet + np.array([0, 1.0, 0]), ground))
+
+
+def test_apd_of_evenly_spaced_samples():
+    base = np.zeros((4, 21, 3))
+    samples = np.stack([base, base + [1.0, 0, 0], base + [2.0, 0, 0]])
+    assert metrics.apd(samples) == pytest.approx((1 + 2 + 1) / 3)
+    assert metrics.apd(np.stack([base, base])) == 0.0
+    with pytest.raises(ValueError):
+        metrics.apd(samples[:1])
+
+
+def test_fid_closed_forms():
+    mu, eye = np.zeros(3), np.eye(3)
+    assert metrics.fid(mu, eye, mu, eye) == pytest.approx(0.0, abs=1e-9)
+    assert metrics.fid(mu, eye, mu + [1.0, 2.0, 2.0], eye) == pytest.approx(9.0)
+    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 4.0, 1.0])  # diagonal: sum (sqrt a - sqrt b)^2
+    assert metrics.fid(mu, np.diag(a), mu, np.diag(b)) == pytest.approx(1 + 0 + 4)
+
+
+def test_feature_stats_match_numpy_and_fid_of_samples_is_small():
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(4000, 4))
+    mu, sigma = metrics.feature_stats(f)
+    assert np.allclose(mu, f.mean(0)) and np.allclose(sigma, np.cov(f.T))
+    g = rng.normal(size=(4000, 4))
+    assert metrics.fid(mu, sigma, *metrics.feature_stats(g)) < 0.02
+    assert metrics.fid(mu, sigma, *metrics.feature_stats(g + 1.0)) == pytest.approx(4.0, abs=0.1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 12), st.floats(-3, 3))
+def test_mpjpe_symmetric_and_translation_equals_offset(frames, shift):
+    rng = np.random.default_rng(frames)
+    a = rng.normal(size=(frames, 21, 3))
+    b = a + np.array([0.0, shift, 0.0])
+    assert metrics.mpjpe(a, b) == pytest.approx(abs(shift))
+    c = rng.normal(size=a.shape)
+    assert metrics.mpjpe(a, c) == pytest.approx(metrics.mpjpe(c, a))
