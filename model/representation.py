@@ -143,3 +143,45 @@ def finish(features: np.ndarray, window: Window, observed: np.ndarray, mask: np.
     world = window.frame.to_world(from_output_features(features.astype(np.float64)))
     mask = np.broadcast_to(full_mask(mask, observed.shape[-3], observed.shape[-2]), world.shape)
     return np.where(mask, np.broadcast_to(observed, world.shape), world).astype(np.float32)
+
+
+@dataclass
+class Stats:
+    """Per-channel normalisation (J, 3) of canonical positions and output features (inputs), and the
+    scale of the network's output: the residual of the ground truth over the interpolated prior."""
+    canon_mean: np.ndarray
+    canon_std: np.ndarray
+    feat_mean: np.ndarray
+    feat_std: np.ndarray
+    res_std: np.ndarray
+
+    @classmethod
+    def from_arrays(cls, d: dict[str, np.ndarray]) -> "Stats":
+        return cls(*(np.asarray(d[f"stats.{k}"], np.float32) for k in FIELDS))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f"stats.{k}": np.asarray(getattr(self, k), np.float32)
+                for k in FIELDS}
+
+
+FIELDS = ("canon_mean", "canon_std", "feat_mean", "feat_std", "res_std")
+
+
+def _channels_first(x: np.ndarray) -> np.ndarray:
+    """(B, T, J, 3) -> (B, J*3, T)."""
+    return np.ascontiguousarray(x.reshape(x.shape[0], x.shape[1], -1).transpose(0, 2, 1))
+
+
+def network_input(values: np.ndarray, mask: np.ndarray, prior: np.ndarray, stats: Stats) -> np.ndarray:
+    """(B, 3*J*3, T): normalised observed values (zero where hidden), the mask, the normalised prior."""
+    norm = np.where(mask, (values - stats.canon_mean) / stats.canon_std, 0.0)
+    prior_n = (prior - stats.feat_mean) / stats.feat_std
+    return np.concatenate([_channels_first(norm), _channels_first(mask.astype(np.float32)),
+                           _channels_first(prior_n)], 1).astype(np.float32)
+
+
+def residual_to_features(residual: np.ndarray, prior: np.ndarray, stats: Stats) -> np.ndarray:
+    """Network output (B, J*3, T) in normalised units -> output features (B, T, J, 3)."""
+    b, _, t = residual.shape
+    res = residual.transpose(0, 2, 1).reshape(b, t, -1, 3)
+    return prior + res * stats.res_std

@@ -1,0 +1,155 @@
+"""The one generator API: the add-on, the evaluation, the demo and the benchmarks all call this.
+
+    gen = Generator.load(path=None, device="auto")
+    motion = gen.sample(observed, mask, action="walk", style="tired", n=4, seed=0)
+
+`observed` holds world positions (L, J, 3) in metres, Y up, 30 fps; `mask` says which entries are
+observed ((L,), (L, J) or (L, J, 3)); the result is (n, L, J, 3) with every observed entry exactly as
+given. Windows longer than the model's T go by overlapping windows whose first frames are the
+previous window's output; shorter ones are padded with hidden frames and cropped.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Protocol
+
+import numpy as np
+
+from . import checkpoint
+from .representation import Stats, finish, full_mask, network_input, prepare, residual_to_features
+from .skeleton import JOINTS
+
+DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "motion_cvae.safetensors")
+ANY = "any"
+CONTEXT = 16     # frames of a window's own output that constrain the next window
+LOOKAHEAD = 32   # frames generated past a window's committed part, so it sees what comes next
+
+
+class Cancelled(Exception):
+    """Raised when a progress callback returns False."""
+
+
+class Backend(Protocol):
+    device: str
+
+    def run(self, inputs: np.ndarray, action: np.ndarray, style: np.ndarray, noise: np.ndarray) -> np.ndarray:
+        """(B, 3C, T) inputs, (B,) label ids, (B, Z, T/8) noise -> (B, C, T) residual."""
+
+
+class TorchBackend:
+    """The CVAE's inference path in PyTorch (spectral norm already folded into the weights)."""
+
+    def __init__(self, tensors: dict[str, np.ndarray], config: dict, device: str = "auto"):
+        import torch
+        from .network import CVAE, ModelConfig
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("CUDA was requested but this PyTorch has no usable CUDA device; choose CPU or Auto.")
+        self.torch, self.device = torch, device
+        self.net = CVAE(ModelConfig(**{**config, "spectral_norm": False}))
+        state = {k[len("generator."):]: torch.from_numpy(v.astype(np.float32))
+                 for k, v in tensors.items() if k.startswith("generator.")}
+        self.net.load_state_dict(state)
+        self.net.eval().to(device)
+
+    def run(self, inputs, action, style, noise):
+        t = self.torch
+        with t.inference_mode():
+            out = self.net.sample(t.from_numpy(inputs).to(self.device), t.from_numpy(action).to(self.device),
+                                  t.from_numpy(style).to(self.device),
+                                  t.from_numpy(noise.astype(np.float32)).to(self.device))
+        return out.float().cpu().numpy()
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Generator:
+    """Loads a checkpoint and samples motion for any task mask."""
+
+    def __init__(self, backend: Backend, meta: dict, stats: Stats):
+        self.backend, self.meta, self.stats = backend, meta, stats
+        self.config = meta["config"]
+        self.window: int = self.config["window"]
+        self.fps: float = meta.get("fps", 30.0)
+        self.actions: list[str] = meta["actions"]
+        self.styles: list[str] = meta["styles"]
+        if tuple(meta["joints"]) != JOINTS:
+            raise checkpoint.CheckpointError("The checkpoint was trained on another skeleton; it can't be used here.")
+
+    @classmethod
+    def load(cls, path: str | None = None, device: str = "auto", backend: str = "auto") -> "Generator":
+        """`backend`: 'torch', 'numpy', or 'auto' (torch when importable)."""
+        tensors, meta = checkpoint.load(path or DEFAULT_WEIGHTS)
+        if backend == "auto":
+            backend = "torch" if torch_available() else "numpy"
+        if backend == "torch":
+            runner: Backend = TorchBackend(tensors, meta["config"], device)
+        else:
+            from .numpy_runtime import NumpyBackend
+            runner = NumpyBackend(tensors, meta["config"])
+        return cls(runner, meta, Stats.from_arrays(tensors))
+
+    @property
+    def device(self) -> str:
+        return self.backend.device
+
+    def label_id(self, value: str | None, vocab: list[str], kind: str) -> int:
+        if value in (None, "", ANY):
+            return 0
+        if value not in vocab:
+            raise ValueError(f"Unknown {kind} {value!r}; this model knows: {', '.join(vocab)}")
+        return vocab.index(value) + 1
+
+    def _window(self, observed: np.ndarray, mask: np.ndarray, ids: tuple[np.ndarray, np.ndarray],
+                noise: np.ndarray) -> np.ndarray:
+        """One T-frame window for a batch: (B, T, J, 3) world -> (B, T, J, 3) world."""
+        win = prepare(observed, mask)
+        inputs = network_input(win.inputs, win.mask, win.prior, self.stats)
+        residual = self.backend.run(inputs, ids[0], ids[1], noise)
+        return finish(residual_to_features(residual, win.prior, self.stats), win, observed, mask)
+
+    def sample(self, observed: np.ndarray, mask: np.ndarray, action: str | None = None,
+               style: str | None = None, n: int = 1, seed: int | None = None, length: int | None = None,
+               progress: Callable[[float], bool] | None = None) -> np.ndarray:
+        observed = np.asarray(observed, np.float32)
+        if observed.ndim != 3 or observed.shape[1:] != (len(JOINTS), 3):
+            raise ValueError(f"observed must be (frames, {len(JOINTS)}, 3); got {observed.shape}")
+        length = int(length or observed.shape[0])
+        if length < 1 or n < 1:
+            raise ValueError("length and n must be at least 1")
+        mask = np.array(full_mask(mask, observed.shape[0]))
+        if not np.isfinite(observed[mask]).all():
+            raise ValueError("observed positions contain NaN or infinite values")
+        T = self.window
+        total = max(length, T)
+        obs = np.zeros((total, len(JOINTS), 3), np.float32)
+        msk = np.zeros((total, len(JOINTS), 3), bool)
+        k = min(length, observed.shape[0])
+        obs[:k], msk[:k] = np.where(mask[:k], observed[:k], 0.0), mask[:k]
+        ids = (np.full(n, self.label_id(action, self.actions, "action"), np.int64),
+               np.full(n, self.label_id(style, self.styles, "style"), np.int64))
+        rng = np.random.default_rng(seed)
+        z_shape = (n, self.config["z"], T // 8)
+        out = np.broadcast_to(obs, (n,) + obs.shape).copy()
+        known = np.broadcast_to(msk, (n,) + msk.shape).copy()
+        start = 0
+        while True:
+            end = start + T
+            result = self._window(out[:, start:end], known[:, start:end], ids, rng.standard_normal(z_shape))
+            commit = T if end >= total else T - LOOKAHEAD
+            out[:, start:start + commit] = result[:, :commit]
+            known[:, start:start + commit] = True
+            if progress is not None and progress(min(1.0, (start + commit) / total)) is False:
+                raise Cancelled("generation cancelled")
+            if end >= total:
+                break
+            start = min(start + commit - CONTEXT, total - T)
+        return out[:, :length]

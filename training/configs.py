@@ -1,0 +1,57 @@
+"""Named training configurations: `python -m training.train --config NAME`."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from model.network import ModelConfig
+
+
+@dataclass
+class TrainConfig:
+    name: str = "cpu"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    batch: int = 64
+    max_steps: int = 100_000
+    max_minutes: float = 90.0
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.0, 0.99)
+    lambda_rec: float = 20.0     # reconstruction (both scales of the reconstructive branch)
+    lambda_kl: float = 1.0       # KL(q || p) per latent entry, summed over channels
+    lambda_app: float = 20.0     # appearance match: the generative branch on the observed entries, 4 scales
+    lambda_gen: float = 5.0      # generative branch L1 to ground truth on the hidden entries
+    lambda_adv: float = 1.0
+    lambda_cls: float = 1.0
+    adv_start: int = 500         # warm-up steps before the adversarial terms switch on
+    label_dropout: float = 0.2
+    val_every: int = 250
+    val_windows: int = 256
+    ckpt_every: int = 250
+    seed: int = 0
+    threads: int = 2
+    bf16: bool = False
+    workers_note: str = ""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+
+CONFIGS = {
+    # seconds on a CPU: the tests' config
+    "tiny": TrainConfig(name="tiny", model=ModelConfig(c1=16, c2=32, z=16, heads=2, label_dim=8), batch=8,
+                        max_steps=40, max_minutes=2, val_every=20, val_windows=16, ckpt_every=20,
+                        adv_start=10),
+    # a usable model on a 2-core CPU within two hours
+    "cpu": TrainConfig(name="cpu", model=ModelConfig(c1=64, c2=128, z=64, heads=4, label_dim=16), batch=64,
+                       max_minutes=85),
+    # the paper's size on one GPU, 15 minutes
+    "gpu": TrainConfig(name="gpu", model=ModelConfig(), batch=512, max_minutes=14, bf16=True, threads=8,
+                       val_every=500, ckpt_every=1000),
+}
+
+
+def get_config(name: str, **overrides) -> TrainConfig:
+    if name not in CONFIGS:
+        raise SystemExit(f"unknown config {name!r}; choose one of {', '.join(CONFIGS)}")
+    return replace(CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,249 @@
+"""Train the two-branch CVAE: `python -m training.train --config cpu` (or tiny / gpu).
+
+Every task is mixed through training/masks.py. One discriminator step, then one generator step,
+Adam(lr 1e-4, betas (0, 0.99)). Checkpoints are safetensors + JSON (resumable with --resume), the log
+is CSV with a loss plot beside it, and `--ship` exports the fp16, spectral-norm-folded generator to
+model/weights/. Multi-process: `torchrun --nproc_per_node N -m training.train ...` (NCCL on GPUs,
+gloo on CPU) trains with DistributedDataParallel.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import os
+import time
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.nn.utils import parametrize
+from tqdm import tqdm
+
+from model import checkpoint
+from model.generator import DEFAULT_WEIGHTS
+from model.network import CVAE, Discriminator, ModelConfig
+from model.representation import Stats, finish, prepare, residual_to_features, network_input
+from model.skeleton import JOINTS
+from training.configs import TrainConfig, get_config
+from training.dataset import DEFAULT_CACHE, MotionDataset
+from training.losses import discriminator_loss, generator_losses
+from training.masks import inbetween_mask
+from training.windows import WindowSampler, compute_stats, make_batch
+
+
+def meta_for(cfg: TrainConfig, ds: MotionDataset, step: int, extra: dict | None = None) -> dict:
+    return {"config": cfg.model.to_dict(), "train": cfg.to_dict(), "joints": list(JOINTS), "fps": 30.0,
+            "actions": ds.actions, "styles": ds.styles, "step": step, **(extra or {})}
+
+
+def state_arrays(prefix: str, module: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {f"{prefix}.{k}": v.detach().cpu().float().numpy() for k, v in module.state_dict().items()}
+
+
+def optimizer_arrays(prefix: str, opt: torch.optim.Optimizer) -> dict[str, np.ndarray]:
+    out = {}
+    for idx, state in opt.state_dict()["state"].items():
+        for k, v in state.items():
+            out[f"{prefix}.{idx}.{k}"] = v.detach().cpu().float().numpy().reshape(v.shape)
+    return out
+
+
+def load_optimizer(opt: torch.optim.Optimizer, prefix: str, arrays: dict[str, np.ndarray]) -> None:
+    state: dict[int, dict] = {}
+    for key, v in arrays.items():
+        if key.startswith(prefix + "."):
+            idx, name = key[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(idx), {})[name] = torch.from_numpy(v.copy())
+    sd = opt.state_dict()
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+def folded_generator(net: CVAE) -> CVAE:
+    """A copy with spectral normalisation folded into plain weights (what inference runs)."""
+    net = copy.deepcopy(net).eval()
+    for module in net.modules():
+        if parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    return net
+
+
+def export(path: str, net: CVAE, stats: Stats, meta: dict) -> None:
+    """Shipped weights: fp16 folded generator + float32 normalisation statistics."""
+    tensors = {f"generator.{k}": v.detach().cpu().half().numpy() for k, v in folded_generator(net).state_dict().items()}
+    checkpoint.save(path, {**tensors, **stats.arrays()}, meta)
+
+
+@torch.no_grad()
+def validate(net: CVAE, sampler: WindowSampler, stats: Stats, cfg: TrainConfig, device: str) -> dict[str, float]:
+    """In-betweening over a 30-frame gap on fixed held-out windows: the model's error against linear's."""
+    rng_state = sampler.rng
+    sampler.rng = np.random.default_rng(1234)
+    world, _, _ = sampler.windows(cfg.val_windows)
+    sampler.rng = rng_state
+    mask = np.broadcast_to(inbetween_mask(cfg.model.window, 10, 30, start=40), world.shape)
+    win = prepare(world, mask)
+    inputs = torch.from_numpy(network_input(win.inputs, win.mask, win.prior, stats)).to(device)
+    zeros = torch.zeros(len(world), dtype=torch.long, device=device)
+    noise = torch.from_numpy(np.random.default_rng(0).standard_normal(
+        (len(world), cfg.model.z, cfg.model.window // 8)).astype(np.float32)).to(device)
+    net.eval()
+    residual = net.sample(inputs, zeros, zeros, noise).float().cpu().numpy()
+    net.train()
+    out = finish(residual_to_features(residual, win.prior, stats), win, world, mask)
+    linear = finish(win.prior, win, world, mask)
+    gap = slice(50, 80)
+    err = lambda x: float(np.linalg.norm(x[:, gap] - world[:, gap], axis=-1).mean() * 1000)
+    model_mm, linear_mm = err(out), err(linear)
+    return {"val_inbetween30_mm": model_mm, "val_linear30_mm": linear_mm, "val_ratio30": model_mm / linear_mm}
+
+
+def plot_log(log_path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    with open(log_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    steps = [int(r["step"]) for r in rows]
+    for key in ("rec", "app", "gen", "kl", "adv", "d_adv"):
+        vals = [float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows]
+        axes[0].plot(steps, vals, label=key)
+    axes[0].set_yscale("log"); axes[0].set_xlabel("step"); axes[0].legend(); axes[0].set_title("training losses")
+    val = [(int(r["step"]), float(r["val_ratio30"])) for r in rows if r.get("val_ratio30")]
+    if val:
+        axes[1].plot(*zip(*val), marker="o")
+    axes[1].set_xlabel("step"); axes[1].set_title("held-out 30-frame gap: model / linear")
+    fig.tight_layout(); fig.savefig(os.path.splitext(log_path)[0] + ".png", dpi=90); plt.close(fig)
+
+
+def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[str], ship: str | None,
+          device: str = "auto") -> dict:
+    distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    rank, world = 0, 1
+    if distributed:
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        if device == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    ds = MotionDataset.load(data)
+    cfg.model = ModelConfig(**{**cfg.model.to_dict(), "n_actions": len(ds.actions) + 1, "n_styles": len(ds.styles) + 1})
+    sampler = WindowSampler(ds, splits, cfg.model.window, seed=cfg.seed + rank)
+    val_sampler = WindowSampler(ds, "val_heldout", cfg.model.window, seed=99)
+    stats = compute_stats(WindowSampler(ds, splits, cfg.model.window, seed=7))
+    net, disc = CVAE(cfg.model).to(device), Discriminator(cfg.model).to(device)
+    opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
+    os.makedirs(out_dir, exist_ok=True)
+    ckpt_path, log_path = os.path.join(out_dir, "last.safetensors"), os.path.join(out_dir, "log.csv")
+    step, elapsed = 0, 0.0
+    if resume and os.path.exists(ckpt_path):
+        arrays, meta = checkpoint.load(ckpt_path)
+        net.load_state_dict({k[10:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("generator.")})
+        disc.load_state_dict({k[5:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("disc.")})
+        load_optimizer(opt_g, "opt_g", arrays); load_optimizer(opt_d, "opt_d", arrays)
+        stats, step, elapsed = Stats.from_arrays(arrays), meta["step"], meta.get("elapsed_s", 0.0)
+    g_model = DDP(net) if distributed else net
+    d_model = DDP(disc) if distributed else disc
+    rng = np.random.default_rng(cfg.seed * 1000 + rank + step)
+    to = lambda a: torch.from_numpy(a).to(device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda"))
+    fields = ["step", "time_s", "samples_per_s", "rec", "kl", "app", "gen", "adv", "cls", "d_adv", "d_cls",
+              "val_inbetween30_mm", "val_linear30_mm", "val_ratio30"]
+    new_log = not (resume and os.path.exists(log_path))
+    log_file = open(log_path, "w" if new_log else "a", newline="") if rank == 0 else None
+    writer = csv.DictWriter(log_file, fieldnames=fields) if log_file else None
+    if writer and new_log:
+        writer.writeheader()
+    start, last = time.time() - elapsed, {}
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=rank != 0, desc=f"train {cfg.name}")
+    samples_timer = (time.time(), step)
+    while step < cfg.max_steps and (time.time() - start) / 60 < cfg.max_minutes:
+        b = make_batch(sampler, cfg.batch // world, stats, rng, cfg.label_dropout)
+        obs_in, unobs_in, target, mask = to(b.observed_in), to(b.unobserved_in), to(b.target), to(b.mask)
+        action, style = to(b.action), to(b.style)
+        prior_n = obs_in[:, -target.shape[1]:]
+        judge = lambda res, a, s: d_model(torch.cat([res, prior_n], 1), a, s)
+        adversarial = step >= cfg.adv_start
+        with autocast:
+            out = g_model(obs_in, unobs_in, action, style)
+        if adversarial:
+            with autocast:
+                d_losses = discriminator_loss(judge, target, out["gen"][-1].float(), action, style)
+            opt_d.zero_grad(set_to_none=True)
+            d_losses["d_total"].backward()
+            opt_d.step()
+        with autocast:
+            g_losses = generator_losses(out, target, mask, judge, action, style, cfg, adversarial)
+        opt_g.zero_grad(set_to_none=True)
+        g_losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+        opt_g.step()
+        step += 1
+        bar.update(1)
+        last = {k: float(v) for k, v in {**g_losses, **(d_losses if adversarial else {})}.items()}
+        if rank == 0 and (step % cfg.val_every == 0 or step == cfg.max_steps):
+            now = time.time()
+            row = {"step": step, "time_s": round(now - start, 1),
+                   "samples_per_s": round((step - samples_timer[1]) * cfg.batch / (now - samples_timer[0]), 1),
+                   **{k: round(v, 5) for k, v in last.items() if k in fields}}
+            row.update({k: round(v, 3) for k, v in validate(net, val_sampler, stats, cfg, device).items()})
+            writer.writerow(row); log_file.flush(); plot_log(log_path)
+            bar.set_postfix(ratio30=row["val_ratio30"], rec=round(last["rec"], 4))
+            samples_timer = (time.time(), step)
+        if rank == 0 and step % cfg.ckpt_every == 0:
+            save_training(ckpt_path, net, disc, opt_g, opt_d, stats, meta_for(cfg, ds, step, {"elapsed_s": time.time() - start}))
+    bar.close()
+    result = {"step": step, "minutes": (time.time() - start) / 60, **last}
+    if rank == 0:
+        meta = meta_for(cfg, ds, step, {"elapsed_s": time.time() - start, "splits": splits})
+        save_training(ckpt_path, net, disc, opt_g, opt_d, stats, meta)
+        export(os.path.join(out_dir, "motion_cvae.safetensors"), net, stats, meta)
+        if ship:
+            export(ship, net, stats, {**meta, "licence": "CC BY-NC 4.0 (trained on the Bandai Namco Research "
+                                      "Motion Dataset, (c) 2022 Bandai Namco Research Inc.) and CMU mocap"})
+        log_file.close()
+        plot_log(log_path)
+    if distributed:
+        dist.destroy_process_group()
+    return result
+
+
+def save_training(path, net, disc, opt_g, opt_d, stats, meta) -> None:
+    arrays = {**state_arrays("generator", net), **state_arrays("disc", disc), **optimizer_arrays("opt_g", opt_g),
+              **optimizer_arrays("opt_d", opt_d), **stats.arrays()}
+    checkpoint.save(path, arrays, meta)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="cpu")
+    ap.add_argument("--data", default=DEFAULT_CACHE, help="dataset cache folder or motion.npz")
+    ap.add_argument("--out", default=None, help="run folder (default runs/<config>)")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--splits", default="train", help="comma-separated splits to train on (e.g. train,val_takes)")
+    ap.add_argument("--max-minutes", type=float)
+    ap.add_argument("--max-steps", type=int)
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--ship", nargs="?", const=DEFAULT_WEIGHTS, default=None,
+                    help="also export the final weights here (default: the add-on's shipped weights)")
+    args = ap.parse_args()
+    cfg = get_config(args.config, max_minutes=args.max_minutes, max_steps=args.max_steps, batch=args.batch)
+    result = train(cfg, args.data, args.out or os.path.join("runs", cfg.name), args.resume,
+                   args.splits.split(","), args.ship, args.device)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

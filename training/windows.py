@@ -1,0 +1,91 @@
+"""Training batches: random windows of the cached clips, augmented (mirror, turn), masked by a random
+task, and turned into exactly the arrays the generator's inference path builds (model.representation)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.representation import (Stats, canonical_frame, canonical_mask, interpolate_observed, network_input,
+                                   prepare, to_output_features)
+from model.skeleton import MIRROR
+from training.dataset import MotionDataset
+from training.masks import TASK_WEIGHTS, sample_masks
+
+
+class WindowSampler:
+    """Uniform over frames of the chosen clips; clips shorter than T are padded by holding the last pose."""
+
+    def __init__(self, ds: MotionDataset, split: str | list[str], T: int, seed: int = 0):
+        splits = [split] if isinstance(split, str) else split
+        self.ds, self.T = ds, T
+        self.clips = np.array([i for s in splits for i in ds.clips(s, min_length=16)])
+        if len(self.clips) == 0:
+            raise ValueError(f"no clips in split {split}")
+        weights = ds.lengths[self.clips].astype(float)
+        self.p = weights / weights.sum()
+        self.rng = np.random.default_rng(seed)
+
+    def windows(self, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(B, T, J, 3) world windows (first pelvis over the origin, random turn and mirror), labels."""
+        clips = self.rng.choice(self.clips, size=batch, p=self.p)
+        out = np.empty((batch, self.T) + self.ds.positions.shape[1:], np.float32)
+        for b, c in enumerate(clips):
+            clip = self.ds.clip(c)
+            s = int(self.rng.integers(0, max(1, len(clip) - self.T + 1)))
+            w = clip[s:s + self.T]
+            if len(w) < self.T:
+                w = np.concatenate([w, np.repeat(w[-1:], self.T - len(w), 0)])
+            out[b] = w
+        out[..., [0, 2]] -= out[:, :1, :1, [0, 2]]
+        yaw = self.rng.uniform(-np.pi, np.pi, batch)
+        c, s = np.cos(yaw)[:, None, None], np.sin(yaw)[:, None, None]
+        x, z = out[..., 0].copy(), out[..., 2].copy()
+        out[..., 0], out[..., 2] = c * x + s * z, -s * x + c * z
+        flip = self.rng.random(batch) < 0.5
+        out[flip] = out[flip][:, :, list(MIRROR)] * np.array([-1.0, 1.0, 1.0], np.float32)
+        return out, self.ds.action[clips], self.ds.style[clips]
+
+
+@dataclass
+class Batch:
+    observed_in: np.ndarray    # (B, 3C, T) network input of X_i
+    unobserved_in: np.ndarray  # (B, 3C, T) network input of X_u (ground truth where hidden)
+    target: np.ndarray         # (B, C, T) normalised residual of the ground truth over the prior
+    mask: np.ndarray           # (B, C, T) float: entries observed (canonical frame)
+    action: np.ndarray         # (B,) ids, 0 = any
+    style: np.ndarray
+    tasks: list[str]
+
+
+def make_batch(sampler: WindowSampler, batch: int, stats: Stats, rng: np.random.Generator,
+               label_dropout: float = 0.2, weights: dict[str, float] = TASK_WEIGHTS) -> Batch:
+    world, action, style = sampler.windows(batch)
+    masks, tasks = sample_masks(batch, sampler.T, rng, weights)
+    win = prepare(world, masks)
+    gt_canon = win.frame.to_canonical(world.astype(np.float64)).astype(np.float32)
+    gt_feat = to_output_features(gt_canon)
+    target = ((gt_feat - win.prior) / stats.res_std).reshape(batch, sampler.T, -1).transpose(0, 2, 1)
+    hidden = ~win.mask
+    action_ids = np.where((action >= 0) & (rng.random(batch) >= label_dropout), action + 1, 0)
+    style_ids = np.where((style >= 0) & (rng.random(batch) >= label_dropout), style + 1, 0)
+    return Batch(network_input(win.inputs, win.mask, win.prior, stats),
+                 network_input(gt_canon, hidden, win.prior, stats),
+                 np.ascontiguousarray(target, np.float32),
+                 np.ascontiguousarray(win.mask.reshape(batch, sampler.T, -1).transpose(0, 2, 1), np.float32),
+                 action_ids.astype(np.int64), style_ids.astype(np.int64), tasks)
+
+
+def compute_stats(sampler: WindowSampler, windows: int = 2048) -> Stats:
+    """Normalisation from whole windows put in the canonical frame of their first frame."""
+    world, _, _ = sampler.windows(windows)
+    mask = np.zeros(world.shape, bool)
+    mask[:, 0] = True
+    frame = canonical_frame(world, mask)
+    canon = frame.to_canonical(world.astype(np.float64))
+    prior = to_output_features(interpolate_observed(canon, canonical_mask(mask, frame)))
+    flat = lambda a: a.reshape(-1, a.shape[-2], 3).astype(np.float64)
+    c, f = flat(canon), flat(to_output_features(canon))
+    residual = f - flat(prior)  # the residual over the prior (held first frame) sets the output scale
+    return Stats(*(a.astype(np.float32) for a in
+                   (c.mean(0), c.std(0) + 1e-3, f.mean(0), f.std(0) + 1e-3, np.maximum(residual.std(0), 1e-2))))
