@@ -59,8 +59,9 @@ CONVENTIONS: dict[str, dict[str, list[str]]] = {
         "toe": ["Toes_{S}", "Toe_{S}", "Foot_{S}" + END_SITE],
     }),
     "motionbuilder": _sided({  # CMU MotionBuilder-friendly, Mixamo (after namespace removal)
+        # CMU's LowerBack sits on Hips and its Neck on Spine1 (zero offsets): prefer the joints above.
         "pelvis": ["Hips"], "spine": ["Spine", "LowerBack"], "chest": ["Spine2", "Spine1"],
-        "neck": ["Neck", "Neck1"], "head": ["Head"],
+        "neck": ["Neck1", "Neck"], "head": ["Head"],
         "collar": ["{Side}Shoulder"], "upperarm": ["{Side}Arm"], "forearm": ["{Side}ForeArm"],
         "hand": ["{Side}Hand"], "thigh": ["{Side}UpLeg"], "shin": ["{Side}Leg"], "foot": ["{Side}Foot"],
         "toe": ["{Side}ToeBase", "{Side}Toe", "{Side}Foot" + END_SITE],
@@ -71,8 +72,8 @@ CONVENTIONS: dict[str, dict[str, list[str]]] = {
         "thigh": ["{s}Thigh"], "shin": ["{s}Shin"], "foot": ["{s}Foot"],
         "toe": ["{s}Toe", "{s}Foot" + END_SITE],
     }),
-    "asf": _sided({  # CMU ASF names as written by amc2bvh
-        "pelvis": ["root", "hips", "hip"], "spine": ["lowerback"], "chest": ["thorax", "upperback"],
+    "asf": _sided({  # CMU ASF names as written by amc2bvh; lowerback starts at the root, so prefer upperback
+        "pelvis": ["root", "hips", "hip"], "spine": ["upperback", "lowerback"], "chest": ["thorax"],
         "neck": ["lowerneck", "neck"], "head": ["head", "upperneck"],
         "collar": ["{s}clavicle"], "upperarm": ["{s}humerus"], "forearm": ["{s}radius"],
         "hand": ["{s}wrist", "{s}hand"], "thigh": ["{s}femur"], "shin": ["{s}tibia"], "foot": ["{s}foot"],
@@ -106,7 +107,7 @@ class MappingError(ValueError):
     """A rig whose bones can't be matched to the canonical joints; the message names them."""
 
     def __init__(self, missing: list[str], convention: str, found: int):
-        self.missing = missing
+        self.missing, self.convention, self.found = missing, convention, found
         super().__init__(
             f"Could not map {len(missing)} of {NUM_JOINTS} canonical joints ({', '.join(missing)}); "
             f"closest naming convention: {convention} ({found} mapped). "
@@ -123,7 +124,8 @@ def map_joint_names(names: list[str], overrides: dict[str, str] | None = None,
     """Map canonical joint -> source joint name (or 'name@end' for an end site / bone tail).
 
     Picks the convention that maps the most joints, then applies user `overrides`
-    (canonical -> source name). Raises MappingError naming what is still missing.
+    (canonical -> source name; an empty name means "automatic", as an unset UI field does).
+    Raises MappingError naming what is still missing.
     """
     by_norm: dict[str, str] = {}
     for n in names:
@@ -141,6 +143,8 @@ def map_joint_names(names: list[str], overrides: dict[str, str] | None = None,
         if len(mapping) > len(best):
             best_name, best = convention, mapping
     for joint, source in (overrides or {}).items():
+        if not source:
+            continue
         if joint not in INDEX:
             raise ValueError(f"Unknown canonical joint {joint!r}; expected one of {', '.join(JOINTS)}")
         base = source[:-len(END_SITE)] if source.endswith(END_SITE) else source
