@@ -22,6 +22,7 @@ import numpy as np
 
 from model.skeleton import FEET, label_key
 from training.bvh import BVHError, load_bvh
+from training.cli import run
 
 DEFAULT_CACHE = os.environ.get("MOTION_CVAE_CACHE", os.path.expanduser("~/.cache/motion-cvae"))
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
@@ -98,9 +99,12 @@ def build_cache(roots: list[str], out: str, fps_override: dict[str, float] | Non
     with ProcessPoolExecutor(workers) as pool:
         results = list(pool.map(_load, jobs, chunksize=16))
     ok = [r for r in results if r[1] is not None]
-    for rel, _, _, _, err in results:
-        if err:
-            print(f"skipped {err}", file=sys.stderr)
+    errors = [r[4] for r in results if r[4]]
+    if not ok:
+        raise BVHError(errors[0] if len(errors) == 1 else
+                       f"none of the {len(errors)} BVH files could be read; the first: {errors[0]}")
+    for err in errors:
+        print(f"skipped {err}", file=sys.stderr)
     # last take of each Bandai (dataset, content, style) group goes to val_takes
     groups: dict[str, str] = {}
     for rel, *_ in ok:
@@ -180,7 +184,11 @@ def main() -> None:
                     help="override a folder's header frame rate, e.g. --fps salsa=60")
     args = ap.parse_args()
     overrides = {k: float(v) for k, v in (s.split("=") for s in args.fps)}
-    path = build_cache(args.data or default_roots(), args.out, overrides)
+    roots = args.data or default_roots()
+    for root in roots:
+        if not find_bvh(root):
+            raise FileNotFoundError(f"no .bvh files in {root}")
+    path = build_cache(roots, args.out, overrides)
     ds = MotionDataset.load(path)
     for s in SPLITS:
         idx = ds.clips(s)
@@ -189,4 +197,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
