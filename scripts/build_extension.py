@@ -1,0 +1,63 @@
+"""Validate and build the extension zip exactly as `blender --command extension build` would, using
+the builder inside the installed `bpy` package, then check the zip holds only what may ship.
+
+    python scripts/build_extension.py [--output-dir dist]
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import importlib.util
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = ("blender_manifest.toml", "__init__.py", "blender_motion_cvae/", "model/")
+
+
+def blender_ext() -> tuple[str, str]:
+    """(blender_ext.py, tags.py) of the bpy in this Python."""
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("bpy is not installed in this Python: pip install bpy==5.0.1 (or 4.2.23)")
+    scripts = glob.glob(os.path.join(spec.submodule_search_locations[0], "*", "scripts"))[0]
+    return (os.path.join(scripts, "addons_core", "bl_pkg", "cli", "blender_ext.py"),
+            os.path.join(scripts, "modules", "_bpy_internal", "extensions", "tags.py"))
+
+
+def build(output_dir: str = os.path.join(ROOT, "dist")) -> str:
+    """Build and check; returns the zip's path. Raises RuntimeError on any problem."""
+    script, tags = blender_ext()
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(ROOT, "blender_manifest.toml"), "rb") as f:
+        manifest = tomllib.load(f)
+    path = os.path.join(output_dir, f"{manifest['id']}-{manifest['version']}.zip")
+    if os.path.exists(path):
+        os.remove(path)
+    for args in (["validate", "--valid-tags", tags, ROOT], ["build", "--source-dir", ROOT, "--output-dir", output_dir]):
+        done = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+        if done.returncode != 0 or "error" in done.stdout.lower():
+            raise RuntimeError(f"blender_ext.py {args[0]} failed:\n{done.stdout}{done.stderr}")
+    with zipfile.ZipFile(path) as z:
+        names = z.namelist()
+    stray = [n for n in names if not n.startswith(SHIPPED)]
+    if stray:
+        raise RuntimeError(f"{path} holds files that must not ship: {', '.join(stray[:10])}; "
+                           "extend [build] paths_exclude_pattern in blender_manifest.toml")
+    if not any(n.startswith("model/weights/") and n.endswith(".safetensors") for n in names):
+        print(f"warning: {os.path.basename(path)} has no model/weights/*.safetensors: the add-on will "
+              "report missing weights", file=sys.stderr)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output-dir", default=os.path.join(ROOT, "dist"))
+    print(build(parser.parse_args().output_dir))
+
+
+if __name__ == "__main__":
+    main()
