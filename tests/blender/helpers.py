@@ -7,10 +7,7 @@ import blender_rigs
 def activate(obj) -> None:
     import bpy
     bpy.context.window.scene = obj.users_scene[0]
-    for other in bpy.context.view_layer.objects:
-        other.select_set(False)
     bpy.context.view_layer.objects.active = obj
-    obj.select_set(True)
 
 
 def run(op: str, **props) -> tuple[set[str], str]:
