@@ -1,0 +1,159 @@
+"""Simple methods the model has to beat, one per task, scored by the same harness.
+
+- interpolate: linear interpolation of global joint positions between observed frames; with only past
+  frames observed it holds the last one, which is the zero-velocity predictor.
+- slerp_inbetween: root LERP + SLERP of every local rotation, through forward kinematics (what a
+  keyframe animator's default tangents give).
+- MotionMatcher: retrieval of the best-matching training segment, endpoint-blended. On near-copies of
+  training takes it is very strong (docs/CALIBRATION.md), which is exactly why it is reported.
+- MeanDepth (2D-to-3D lifting) and MeanPose (completion): the training split's average, placed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from model.representation import Frame, full_mask, interpolate_observed
+from model.skeleton import INDEX, LOWER_BODY, UPPER_BODY
+from training.bvh import forward_kinematics
+
+PELVIS, SPINE = INDEX["pelvis"], INDEX["spine"]
+THIGHS = (INDEX["l_thigh"], INDEX["r_thigh"])
+ARMS = (INDEX["l_upperarm"], INDEX["r_upperarm"])
+
+
+def interpolate(windows: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """(N, T, J, 3) windows, (T,) observed-frame mask -> every hidden frame interpolated / held."""
+    mask = np.broadcast_to(full_mask(frames, windows.shape[1], windows.shape[2]), windows.shape)
+    return interpolate_observed(windows, mask)
+
+
+def facing_frame(pose: np.ndarray, pair: tuple[int, int] = THIGHS) -> Frame:
+    """Frame over the pelvis (horizontally) turned so the body faces +Z, as model/representation
+    decides it; `pair` is the (left, right) joints whose span defines the facing. pose (..., J, 3)."""
+    across = pose[..., pair[0], :] - pose[..., pair[1], :]
+    yaw = -np.arctan2(-across[..., 2], across[..., 0])
+    return Frame(pose[..., PELVIS, :] * np.array([1.0, 0.0, 1.0]), yaw)
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Spherical interpolation of (N, 4) quaternions at weights (T,) -> (T, N, 4), shortest arc."""
+    dot = np.sum(q0 * q1, -1)
+    q1 = np.where(dot[:, None] < 0, -q1, q1)
+    theta = np.arccos(np.clip(np.abs(dot), 0.0, 1.0))[None, :, None]
+    w = w[:, None, None]
+    small = theta < 1e-6
+    sin = np.where(small, 1.0, np.sin(theta))
+    a = np.where(small, 1.0 - w, np.sin((1.0 - w) * theta) / sin)
+    b = np.where(small, w, np.sin(w * theta) / sin)
+    q = a * q0 + b * q1
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def slerp_inbetween(quats: np.ndarray, trans: np.ndarray, parents: np.ndarray, nodes: list[int],
+                    k0: int, k1: int) -> np.ndarray:
+    """Canonical joint positions (k1-k0-1, J, 3) of the frames strictly between keys k0 and k1,
+    from SLERPed local rotations and LERPed local translations (root included) of the whole rig."""
+    w = np.arange(1, k1 - k0) / (k1 - k0)
+    q = slerp(quats[k0], quats[k1], w)
+    t = trans[k0] + w[:, None, None] * (trans[k1] - trans[k0])
+    return forward_kinematics(parents, q, t)[:, nodes]
+
+
+class MotionMatcher:
+    """In-betweening by retrieval from a database of clips (the training split).
+
+    A gap of g frames between a start frame (last context frame) and an end frame (the target) is
+    matched on: the start pose, the start velocity, the end pose, and the root displacement, all in
+    the frame of the start's facing and hip position. Start frames are subsampled with `stride`; the
+    nearest neighbour is an exact brute-force search (one matmul per block of queries). The winner is
+    moved into the query's start frame and blended linearly so both endpoints are met exactly.
+    """
+
+    def __init__(self, clips: list[np.ndarray], stride: int = 3, vel_weight: float = 10.0,
+                 disp_weight: float = 3.0):
+        self.positions = np.concatenate(clips).astype(np.float32)
+        lengths = np.array([len(c) for c in clips])
+        self.clip_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        self.clip_end = np.repeat(np.cumsum(lengths), lengths)
+        self.stride, self.vel_weight, self.disp_weight = stride, vel_weight, disp_weight
+        self._db: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _features(self, prev: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """(M, J, 3) each -> (M, D) float32 search features."""
+        c = facing_frame(start).to_canonical(np.stack([prev, start, end], 1))
+        disp = c[:, 2, PELVIS] - c[:, 1, PELVIS]
+        m = len(c)
+        return np.concatenate([c[:, 1].reshape(m, -1), self.vel_weight * (c[:, 1] - c[:, 0]).reshape(m, -1),
+                               c[:, 2].reshape(m, -1), self.disp_weight * disp], 1).astype(np.float32)
+
+    def _database(self, gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if gap not in self._db:
+            g = np.arange(len(self.positions))
+            offset = g - self.clip_start
+            ok = (offset >= 1) & (g + gap + 1 < self.clip_end) & (offset % self.stride == 0)
+            starts = g[ok]
+            p = self.positions
+            feats = np.concatenate([self._features(p[s - 1], p[s], p[s + gap + 1])
+                                    for s in np.array_split(starts, max(1, len(starts) // 20000))])
+            self._db[gap] = (starts, feats, np.einsum("md,md->m", feats, feats))
+        return self._db[gap]
+
+    def inbetween(self, windows: np.ndarray, start: int, gap: int, block: int = 128) -> np.ndarray:
+        """(N, T, J, 3) windows with keys at `start` and `start + gap + 1` -> (N, gap, J, 3)."""
+        starts, feats, sq = self._database(gap)
+        if not len(starts):
+            raise ValueError(f"no training segment is long enough for a {gap}-frame gap")
+        w = windows.astype(np.float64)
+        q = self._features(w[:, start - 1], w[:, start], w[:, start + gap + 1])
+        best = np.concatenate([np.argmin(sq[None] - 2.0 * q[i:i + block] @ feats.T, axis=1)
+                               for i in range(0, len(q), block)])
+        seg = self.positions[starts[best][:, None] + np.arange(gap + 2)].astype(np.float64)
+        pasted = facing_frame(w[:, start]).to_world(facing_frame(seg[:, 0]).to_canonical(seg))
+        blend = (np.arange(gap + 2) / (gap + 1))[None, :, None, None]
+        d0 = (w[:, start] - pasted[:, 0])[:, None]
+        d1 = (w[:, start + gap + 1] - pasted[:, -1])[:, None]
+        return (pasted + (1.0 - blend) * d0 + blend * d1)[:, 1:-1]
+
+
+class MeanDepth:
+    """2D-to-3D lifting baseline: every joint at its mean root-relative depth (world X) in training."""
+
+    def __init__(self, positions: np.ndarray):
+        self.depth = (positions[..., 0] - positions[..., PELVIS:PELVIS + 1, 0]).reshape(-1, positions.shape[-2]).mean(0)
+
+    def lift(self, yz: np.ndarray) -> np.ndarray:
+        """(N, T, J, 2) image-plane (y, z) in metres -> (N, T, J, 3) root-relative positions."""
+        rel = yz - yz[..., PELVIS:PELVIS + 1, :]
+        x = np.broadcast_to(self.depth, rel.shape[:-1])
+        return np.stack([x, rel[..., 0], rel[..., 1]], -1)
+
+
+class MeanPose:
+    """Completion baseline: hidden joints at their mean offset from an observed anchor joint, in the
+    body's facing frame. Lower body hidden: anchored on the spine, facing from the upper arms;
+    upper body hidden: anchored on the pelvis, facing from the thighs."""
+
+    SETUPS = {"lower_body": (LOWER_BODY, SPINE, ARMS), "upper_body": (UPPER_BODY, PELVIS, THIGHS)}
+
+    def __init__(self, positions: np.ndarray):
+        pos = positions.reshape(-1, positions.shape[-2], 3)[::4].astype(np.float64)
+        self.offsets = {}
+        for part, (_, anchor, pair) in self.SETUPS.items():
+            frame = self._frame(pos, anchor, pair)
+            self.offsets[part] = frame.to_canonical(pos[:, None])[:, 0].mean(0)
+
+    @staticmethod
+    def _frame(pose: np.ndarray, anchor: int, pair: tuple[int, int]) -> Frame:
+        f = facing_frame(pose, pair)
+        return Frame(pose[..., anchor, :], f.yaw)
+
+    def complete(self, windows: np.ndarray, part: str) -> np.ndarray:
+        """(N, T, J, 3) windows -> the same with `part`'s joints replaced by the placed mean."""
+        hidden, anchor, pair = self.SETUPS[part]
+        frame = self._frame(windows, anchor, pair)
+        mean = np.broadcast_to(self.offsets[part], windows.shape[:2] + self.offsets[part].shape)
+        placed = Frame(frame.origin.reshape(-1, 3), frame.yaw.reshape(-1)).to_world(
+            mean.reshape((-1, 1) + mean.shape[2:]))[:, 0].reshape(windows.shape)
+        out = windows.copy()
+        out[:, :, list(hidden)] = placed[:, :, list(hidden)]
+        return out
