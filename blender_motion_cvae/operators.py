@@ -10,7 +10,8 @@ import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
 from . import jobs, rig_io, tasks
-from .properties import DEVICES, addon_prefs
+from .prefs import addon_prefs
+from .properties import DEVICES
 from .rig_io import RigError
 
 _running: list[jobs.Job] = []  # at most one job at a time: the model and the rig are shared
@@ -35,6 +36,9 @@ class _MotionOperator:
             cls.poll_message_set("Select an armature: the active object is "
                                  + ("missing" if obj is None else f"'{obj.name}', a {obj.type.lower()}"))
             return False
+        if obj.mode == 'EDIT':
+            cls.poll_message_set("Leave Edit Mode first")
+            return False
         if _running:
             cls.poll_message_set("A Motion CVAE job is already running")
             return False
@@ -56,9 +60,9 @@ class _MotionOperator:
             self.report({'ERROR'}, f"Motion CVAE failed ({type(exc).__name__}: {exc}); nothing was changed.")
         return {'CANCELLED'}
 
-    def _finish(self, context, plan, motion) -> set[str]:
+    def _finish(self, obj, plan, motion) -> set[str]:
         try:
-            created = tasks.finish(context.active_object, plan, motion)
+            created = tasks.finish(obj, plan, motion)
         except Exception as exc:
             return self._fail(exc)
         self.report({'INFO'}, f"Created {', '.join(a.name for a in created)}")
@@ -70,7 +74,7 @@ class _MotionOperator:
             motion = jobs.Job(plan.request).run()
         except Exception as exc:
             return self._fail(exc)
-        return self._finish(context, plan, motion)
+        return self._finish(context.active_object, plan, motion)
 
     def invoke(self, context, event):
         if bpy.app.background or context.window is None:
@@ -79,6 +83,7 @@ class _MotionOperator:
             self._plan = tasks.plan(context, context.active_object, self.mode, self._options(context))
         except Exception as exc:
             return self._fail(exc)
+        self._object = context.active_object.name  # the user may change the selection meanwhile
         self._job = jobs.Job(self._plan.request)
         self._job.start()
         _running.append(self._job)
@@ -100,7 +105,11 @@ class _MotionOperator:
         _running.remove(self._job)
         if self._job.error is not None:
             return self._fail(self._job.error)
-        return self._finish(context, self._plan, self._job.result)
+        obj = bpy.data.objects.get(self._object)
+        if obj is None:
+            self.report({'ERROR'}, f"'{self._object}' was deleted while the motion was generated; nothing was written.")
+            return {'CANCELLED'}
+        return self._finish(obj, self._plan, self._job.result)
 
 
 class MOTION_CVAE_OT_fill_gaps(_MotionOperator, bpy.types.Operator):

@@ -23,6 +23,11 @@ SAFETENSORS = "safetensors==0.8.0"
 INDEXES = {"CPU": "https://download.pytorch.org/whl/cpu", "CUDA": "https://download.pytorch.org/whl/cu128"}
 
 
+def addon_prefs(context):
+    addon = context.preferences.addons.get(ADDON)
+    return addon.preferences if addon else None
+
+
 def site_packages(create: bool = False) -> str:
     return bpy.utils.extension_path_user(ADDON, path="site-packages", create=create)
 
@@ -78,8 +83,8 @@ class MOTION_CVAE_OT_install_torch(bpy.types.Operator):
         if not bpy.app.online_access:
             self.report({'ERROR'}, "Online access is off: allow it in Preferences > System > Network, then retry.")
             return {'CANCELLED'}
-        addon = context.preferences.addons.get(ADDON)
-        variant = addon.preferences.torch_variant if addon else "CPU"
+        prefs = addon_prefs(context)
+        variant = prefs.torch_variant if prefs else "CPU"
         self._log: list[str] = []
         self._thread = threading.Thread(target=self._install, args=(variant, site_packages(create=True)),
                                         daemon=True)

@@ -6,6 +6,7 @@ import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 
 from . import jobs
+from .prefs import addon_prefs
 
 DEVICES = [("AUTO", "Auto", "CUDA when available, else the CPU"), ("CPU", "CPU", "Run on the CPU"),
            ("CUDA", "CUDA", "Run on an NVIDIA GPU")]
@@ -21,11 +22,6 @@ def _label_items(kind: str):
             [(label, label.replace("-", " ").title(), "") for label in labels]
         return _items_alive[kind]
     return items
-
-
-def addon_prefs(context):
-    addon = context.preferences.addons.get(__package__.rpartition(".")[0])
-    return addon.preferences if addon else None
 
 
 class MotionCVAEBoneItem(bpy.types.PropertyGroup):

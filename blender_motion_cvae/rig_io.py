@@ -66,12 +66,12 @@ def keyed_frames(curves) -> dict[str, set[int]]:
 
 
 def check_source(obj, action, curves) -> None:
-    if obj.library is not None or getattr(obj, "override_library", None) is not None:
+    if obj.library is not None:
         raise RigError(f"'{obj.name}' is linked from another file and can't take new actions: "
                        "make it local first (Object > Relations > Make Local).")
     if action is None:
         return
-    if action.library is not None or getattr(action, "override_library", None) is not None:
+    if action.library is not None:
         raise RigError(f"Action '{action.name}' is linked from another file (read-only): make it local "
                        "first (Object > Relations > Make Local > All), then run this again.")
     for fc in curves:

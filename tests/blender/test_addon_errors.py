@@ -205,6 +205,22 @@ def test_weights_corrupt(walk, weights, tmp_path):
         prefs.weights_path = shipped
 
 
+def test_install_torch_needs_online_access(walk):
+    import bpy
+    if bpy.app.online_access:
+        pytest.skip("online access is on: the button would really download PyTorch")
+    assert "Online access is off" in refused(walk, op="install_torch")
+
+
+def test_edit_mode_is_refused(walk):
+    import bpy
+    bpy.ops.object.mode_set(mode='EDIT')
+    try:
+        assert "Leave Edit Mode" in refused(walk)
+    finally:
+        bpy.ops.object.mode_set(mode='OBJECT')
+
+
 def test_unknown_label(walk):
     assert "this model knows" in refused(walk, action_label="moonwalk")
 
