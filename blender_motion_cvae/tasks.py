@@ -154,6 +154,10 @@ def finish(obj, plan: Plan, motion: np.ndarray) -> list:
             bpy.data.actions.remove(action)
         raise
     rig_io.assign(obj, *created[0])
+    r = plan.request
+    for action, _ in created:  # provenance, for the user and for scripts
+        action["motion_cvae"] = {"mode": plan.mode, "source": base, "seed": r.seed, "action": r.action or "any",
+                                 "style": r.style or "any", "frames": [int(plan.clip.frames[0]), int(plan.clip.frames[-1])]}
     settings = obj.motion_cvae
     for action, _ in created:
         settings.results.add().action = action

@@ -1,0 +1,80 @@
+"""The sidebar panels, the results list and the preferences draw without error (a recording stand-in
+for the UI layout checks every property and operator they name), and the label dropdowns offer the
+checkpoint's vocabulary."""
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import blender_rigs as rigs
+from .helpers import activate, run
+
+
+class Layout:
+    """Accepts what a UILayout accepts, and fails on a property or operator that does not exist."""
+
+    def __init__(self, log: list):
+        self.log = log
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            self.log.append(name)
+            if name in ("prop", "prop_search"):
+                data, prop = args[0], args[1]
+                assert prop in data.bl_rna.properties, f"no property {prop!r} on {data}"
+            if name == "operator":
+                import bpy
+                group, op = args[0].split(".")
+                assert hasattr(getattr(bpy.ops, group), op) and getattr(getattr(bpy.ops, group), op).get_rna_type()
+            return Layout(self.log)
+        return call
+
+
+@pytest.fixture(scope="module")
+def armature(addon):
+    rigs.new_scene("ui")
+    clip = rigs.read_positions(addon, rigs.import_bvh(os.path.join(rigs.FIXTURES, "demo_walk.bvh")), np.arange(1, 42))
+    obj = rigs.build_armature("UiRig", "unreal", root=True)
+    action = rigs.bake_motion(addon, obj, clip, np.arange(1, 42), "UiWalk")
+    rigs.thin(action, getattr(obj.animation_data, "action_slot", None), 20, 1)
+    activate(obj)
+    return obj
+
+
+def test_label_dropdowns_offer_the_checkpoint_vocabulary(addon, armature, weights):
+    actions, styles = addon.blender_motion_cvae.jobs.vocabularies(weights)
+    armature.motion_cvae.action_label = actions[0]
+    armature.motion_cvae.style_label = styles[-1]
+    assert run("fill_gaps", seed=2) == ({"FINISHED"}, "")
+    meta = armature.animation_data.action["motion_cvae"]
+    assert (meta["action"], meta["style"], meta["seed"], meta["mode"]) == (actions[0], styles[-1], 2, "fill")
+
+
+def test_panels_and_preferences_draw(addon, armature):
+    import bpy
+    ui = addon.blender_motion_cvae
+    assert run("edit_bone_map") == ({"FINISHED"}, "")
+    assert [i.joint for i in armature.motion_cvae.bone_map][:2] == ["pelvis", "spine"]
+    log: list = []
+    for panel in ui.panel.CLASSES:
+        if hasattr(panel, "draw") and panel is not ui.panel.MOTION_CVAE_UL_results:
+            panel.draw(SimpleNamespace(layout=Layout(log)), bpy.context)
+    item = armature.motion_cvae.results[0]
+    ui.panel.MOTION_CVAE_UL_results.draw_item(None, bpy.context, Layout(log), None, item, 0, None, "", 0)
+    prefs = bpy.context.preferences.addons[rigs.MODULE].preferences
+    ui.prefs.MotionCVAEPreferences.draw(SimpleNamespace(layout=Layout(log), bl_rna=prefs.bl_rna), bpy.context)
+    assert log.count("operator") >= 8 and "template_list" in log and "prop_search" in log
+
+
+def test_results_list_assigns_and_deletes(armature):
+    import bpy
+    results = armature.motion_cvae.results
+    first, count = results[0].action.name, len(results)
+    assert run("result", index=0) == ({"FINISHED"}, "")
+    assert armature.animation_data.action.name == first
+    assert run("result", index=0, delete=True) == ({"FINISHED"}, "")
+    assert first not in bpy.data.actions and len(results) == count - 1
+    assert armature.animation_data.action == armature.motion_cvae.last_source
