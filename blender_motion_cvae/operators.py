@@ -100,9 +100,7 @@ class _MotionOperator:
             context.workspace.status_text_set(
                 f"Motion CVAE: {self.bl_label} {self._job.fraction:.0%}  (Esc to cancel)")
             return {'RUNNING_MODAL'}
-        context.window_manager.event_timer_remove(self._timer)
-        context.workspace.status_text_set(None)
-        _running.remove(self._job)
+        self._stop(context)
         if self._job.error is not None:
             return self._fail(self._job.error)
         obj = bpy.data.objects.get(self._object)
@@ -110,6 +108,16 @@ class _MotionOperator:
             self.report({'ERROR'}, f"'{self._object}' was deleted while the motion was generated; nothing was written.")
             return {'CANCELLED'}
         return self._finish(obj, self._plan, self._job.result)
+
+    def cancel(self, context):
+        """Blender ends the modal (a file is loaded, the window closes): stop the job, write nothing."""
+        self._job.cancel()
+        self._stop(context)
+
+    def _stop(self, context) -> None:
+        context.window_manager.event_timer_remove(self._timer)
+        context.workspace.status_text_set(None)
+        _running.remove(self._job)
 
 
 class MOTION_CVAE_OT_fill_gaps(_MotionOperator, bpy.types.Operator):

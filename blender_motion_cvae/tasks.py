@@ -79,8 +79,7 @@ def evaluating(obj, action, slot):
 
 
 def _range(settings, opts: Options, keys: list[int], scene) -> tuple[int, int]:
-    if opts.frame_start is not None and opts.frame_end is not None:
-        return opts.frame_start, opts.frame_end
+    """Explicit frames win; then the panel's range, or the keys' (the scene's with no keys)."""
     if not settings.use_key_range:
         start, end = settings.frame_start, settings.frame_end
     elif keys:
@@ -122,13 +121,12 @@ def plan(context, obj, mode: str, opts: Options) -> Plan:
         raise RigError(f"Frames {start}-{end} hold {len(inside)} keyed frame(s) but the keys lie at "
                        f"{keys[0]}-{keys[-1]}: choose a range that includes at least {need} keys.")
     end_out = end + (opts.frames if mode == "extend" else 0)
-    fps = context.scene.render.fps / context.scene.render.fps_base
-    model_frames = round((end_out - start) * rig_io.MODEL_FPS / fps) + 1
     if end_out < start + 1:
         raise RigError(f"The range {start}-{end_out} is empty: the end must come after the start.")
-    if model_frames > rig_io.MAX_MODEL_FRAMES:
-        raise RigError(f"The range {start}-{end_out} is {end_out - start + 1} frames ({model_frames / 30:.0f} s); "
-                       f"the limit is {rig_io.MAX_MODEL_FRAMES / rig_io.MODEL_FPS:.0f} s. Choose a shorter range.")
+    seconds = (end_out - start) * context.scene.render.fps_base / context.scene.render.fps
+    if seconds * rig_io.MODEL_FPS + 1 > rig_io.MAX_MODEL_FRAMES:
+        raise RigError(f"The range {start}-{end_out} is {end_out - start + 1} frames ({seconds:.0f} s); the limit "
+                       f"is {rig_io.MAX_MODEL_FRAMES / rig_io.MODEL_FPS:.0f} s. Choose a shorter range.")
     frames = np.arange(start, end_out + 1)
     with evaluating(obj, source, slot):
         clip = rig_io.read_clip(context, obj, rig, frames, keys_by_bone,
@@ -154,15 +152,14 @@ def finish(obj, plan: Plan, motion: np.ndarray) -> list:
             bpy.data.actions.remove(action)
         raise
     rig_io.assign(obj, *created[0])
-    r = plan.request
-    for action, _ in created:  # provenance, for the user and for scripts
-        action["motion_cvae"] = {"mode": plan.mode, "source": base, "seed": r.seed, "action": r.action or "any",
-                                 "style": r.style or "any", "frames": [int(plan.clip.frames[0]), int(plan.clip.frames[-1])]}
-    settings = obj.motion_cvae
+    r, settings = plan.request, obj.motion_cvae
+    frames = [int(plan.clip.frames[0]), int(plan.clip.frames[-1])]
     for action, _ in created:
+        action["motion_cvae"] = {"mode": plan.mode, "source": base, "seed": r.seed, "action": r.action or "any",
+                                 "style": r.style or "any", "frames": frames}  # provenance, for users and scripts
         settings.results.add().action = action
     if plan.mode in ("fill", "resample"):
         settings.last_source = plan.source
-        settings.last_frame_start, settings.last_frame_end = int(plan.clip.frames[0]), int(plan.clip.frames[-1])
+        settings.last_frame_start, settings.last_frame_end = frames
         settings.last_seed = plan.request.seed
     return [action for action, _ in created]

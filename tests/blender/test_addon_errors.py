@@ -5,6 +5,7 @@ import os
 import shutil
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -250,6 +251,53 @@ def test_invoke_from_a_script_runs_to_the_end(walk):
     play(walk, walk.motion_cvae.last_source)
 
 
+class _Modal:
+    """Drives the operators' modal logic as Blender's event loop would (headless bpy has none)."""
+
+    def __init__(self, addon, obj):
+        import bpy
+        ops, tasks, jobs = (getattr(addon.blender_motion_cvae, m) for m in ("operators", "tasks", "jobs"))
+        op = type("Op", (ops._MotionOperator,), {"bl_label": "Fill Gaps"})()
+        op.reports, op.report = [], lambda kind, text: op.reports.append((kind, text))
+        weights = bpy.context.preferences.addons[rigs.MODULE].preferences.weights_path
+        op._plan = tasks.plan(bpy.context, obj, "fill", tasks.Options(variations=2, weights=weights))
+        op._object, op._timer, op._job = obj.name, None, jobs.Job(op._plan.request)
+        op._job.start()
+        ops._running.append(op._job)
+        self.op, self.running, self.status = op, ops._running, []
+        self.context = SimpleNamespace(window_manager=SimpleNamespace(event_timer_remove=lambda timer: None),
+                                       workspace=SimpleNamespace(status_text_set=self.status.append))
+
+    def until_done(self) -> set[str]:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            result = self.op.modal(self.context, SimpleNamespace(type='TIMER', value='NOTHING'))
+            if result != {'RUNNING_MODAL'}:
+                return result
+            time.sleep(0.02)
+        raise TimeoutError
+
+
+def test_modal_finishes_with_progress_in_the_status_bar(addon, walk):
+    import bpy
+    before = len(bpy.data.actions)
+    modal = _Modal(addon, walk)
+    assert modal.until_done() == {'FINISHED'}
+    assert len(bpy.data.actions) == before + 2 and not modal.running
+    assert modal.status[-1] is None and all("Esc to cancel" in s for s in modal.status[:-1])
+    play(walk, walk.motion_cvae.last_source)
+
+
+def test_esc_cancels_the_modal_and_writes_nothing(addon, walk):
+    before = state(walk)
+    modal = _Modal(addon, walk)
+    assert modal.op.modal(modal.context, SimpleNamespace(type='ESC', value='PRESS')) == {'RUNNING_MODAL'}
+    assert modal.until_done() == {'CANCELLED'}
+    assert modal.op.reports == [({'WARNING'}, "Cancelled: nothing was changed.")]
+    assert state(walk) == before and not modal.running
+
+
+
 def test_undo_restores_the_previous_state(walk):
     """Last: undo reloads the file state, so every Python reference is re-fetched by name."""
     import bpy
@@ -261,3 +309,4 @@ def test_undo_restores_the_previous_state(walk):
     bpy.ops.ed.undo()
     assert sorted(a.name for a in bpy.data.actions) == actions
     assert bpy.data.objects[name].animation_data.action.name == source
+
