@@ -92,8 +92,7 @@ def build_cache(roots: list[str], out: str, fps_override: dict[str, float] | Non
     jobs = []
     for root in roots:
         for path in find_bvh(root):
-            rel = os.path.relpath(path, root).replace(os.sep, "/")
-            rel = "/".join(rel.split("/")[-2:])
+            rel = "/".join(os.path.abspath(path).split(os.sep)[-2:])  # folder/file: labels and split key
             fps = (fps_override or {}).get(os.path.basename(os.path.dirname(path)))
             jobs.append((path, rel, fps))
     with ProcessPoolExecutor(workers) as pool:

@@ -139,7 +139,8 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     ds = MotionDataset.load(data)
     cfg.model = ModelConfig(**{**cfg.model.to_dict(), "n_actions": len(ds.actions) + 1, "n_styles": len(ds.styles) + 1})
     sampler = WindowSampler(ds, splits, cfg.model.window, seed=cfg.seed + rank)
-    val_sampler = WindowSampler(ds, "val_heldout", cfg.model.window, seed=99)
+    # validation on motion kept out of training; a dataset without a held-out part validates on its own
+    val_sampler = WindowSampler(ds, "val_heldout" if ds.clips("val_heldout") else splits, cfg.model.window, seed=99)
     stats = compute_stats(WindowSampler(ds, splits, cfg.model.window, seed=7))
     net, disc = CVAE(cfg.model).to(device), Discriminator(cfg.model).to(device)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -236,10 +237,12 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int)
     ap.add_argument("--batch", type=int)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (1 avoids oversubscription on a busy machine)")
     ap.add_argument("--ship", nargs="?", const=DEFAULT_WEIGHTS, default=None,
                     help="also export the final weights here (default: the add-on's shipped weights)")
     args = ap.parse_args()
-    cfg = get_config(args.config, max_minutes=args.max_minutes, max_steps=args.max_steps, batch=args.batch)
+    cfg = get_config(args.config, max_minutes=args.max_minutes, max_steps=args.max_steps, batch=args.batch,
+                     threads=args.threads)
     result = train(cfg, args.data, args.out or os.path.join("runs", cfg.name), args.resume,
                    args.splits.split(","), args.ship, args.device)
     print(json.dumps(result))

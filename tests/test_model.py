@@ -1,0 +1,166 @@
+"""The model and its generator API: shapes for every task, observed entries kept, long and short
+lengths, labels, seeds, the tiny config learning, checkpoints exact and tamper-evident."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from model import checkpoint
+from model.generator import Generator
+from model.network import CVAE, Discriminator, ModelConfig
+from model.skeleton import NUM_JOINTS
+from training.bvh import load_bvh
+from training.masks import TASK_WEIGHTS, sample_mask
+from tests.conftest import FIXTURES
+
+
+@pytest.fixture(scope="module")
+def clip() -> np.ndarray:
+    return load_bvh(os.path.join(FIXTURES, "demo_walk.bvh")).positions
+
+
+@pytest.mark.parametrize("task", list(TASK_WEIGHTS))
+def test_every_task_shapes_and_observed_entries(tiny_generator, clip, task):
+    window = clip[:128]
+    mask = sample_mask(task, 128, np.random.default_rng(1))
+    out = tiny_generator.sample(window, mask, n=3, seed=0)
+    assert out.shape == (3, 128, NUM_JOINTS, 3) and out.dtype == np.float32
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out[:, mask], np.broadcast_to(window[mask], (3, int(mask.sum()))))
+
+
+@pytest.mark.parametrize("length", [1, 40, 128, 200, 301])
+def test_lengths_by_cropping_and_overlapping_windows(tiny_generator, clip, length):
+    observed = np.resize(clip, (length, NUM_JOINTS, 3))
+    frames = np.zeros(length, bool)
+    frames[::25] = True
+    out = tiny_generator.sample(observed, frames, n=2, seed=3)
+    assert out.shape == (2, length, NUM_JOINTS, 3)
+    np.testing.assert_array_equal(out[:, frames], np.broadcast_to(observed[frames], (2,) + observed[frames].shape))
+
+
+def test_extend_past_the_observed_frames(tiny_generator, clip):
+    out = tiny_generator.sample(clip[:60], np.ones(60, bool), length=150, seed=0)
+    assert out.shape == (1, 150, NUM_JOINTS, 3)
+    np.testing.assert_array_equal(out[0, :60], clip[:60])
+
+
+def test_seed_is_reproducible_and_variations_differ(tiny_generator, clip):
+    frames = np.zeros(128, bool)
+    frames[[0, 127]] = True
+    a = tiny_generator.sample(clip[:128], frames, n=2, seed=5)
+    b = tiny_generator.sample(clip[:128], frames, n=2, seed=5)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a[0] - a[1]).max() > 0
+
+
+def test_labels_and_bad_labels(tiny_generator, clip):
+    action = tiny_generator.actions[0]
+    out = tiny_generator.sample(clip[:128], np.zeros(128, bool), action=action, n=1, seed=0)
+    assert out.shape == (1, 128, NUM_JOINTS, 3)
+    with pytest.raises(ValueError, match="Unknown action 'moonwalk'"):
+        tiny_generator.sample(clip[:128], np.zeros(128, bool), action="moonwalk")
+
+
+def test_bad_observed_input_is_rejected(tiny_generator, clip):
+    bad = clip[:128].copy()
+    bad[3, 2, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        tiny_generator.sample(bad, np.ones(128, bool))
+    with pytest.raises(ValueError, match="observed must be"):
+        tiny_generator.sample(clip[:128, :5], np.ones(128, bool))
+
+
+def test_forward_shapes_of_both_branches_and_the_discriminator():
+    cfg = ModelConfig(c1=16, c2=32, z=8, heads=2, n_actions=4, n_styles=3, label_dim=4)
+    net, disc = CVAE(cfg), Discriminator(cfg)
+    x = torch.randn(2, 3 * cfg.channels, cfg.window)
+    labels = torch.tensor([0, 2])
+    out = net(x, x, labels, labels)
+    assert [o.shape[-1] for o in out["rec"]] == [16, 32, 64, 128]
+    assert out["gen"][-1].shape == (2, cfg.channels, cfg.window)
+    assert out["prior"][0].shape == (2, cfg.z, cfg.window // 8)
+    score, action_logits, style_logits = disc(torch.randn(2, 2 * cfg.channels, cfg.window), labels, labels)
+    assert score.shape == (2, 1, 16) and action_logits.shape == (2, 4) and style_logits.shape == (2, 3)
+
+
+def test_tiny_config_overfits_one_batch(fixture_cache):
+    """Reconstruction of one fixed batch must fall at least 10x: the model and losses can learn."""
+    from model.representation import Stats
+    from training.configs import get_config
+    from training.dataset import MotionDataset
+    from training.losses import generator_losses
+    from training.windows import WindowSampler, compute_stats, make_batch
+    torch.manual_seed(0)
+    cfg = get_config("tiny")
+    ds = MotionDataset.load(fixture_cache)
+    cfg.model = ModelConfig(**{**cfg.model.to_dict(), "n_actions": len(ds.actions) + 1, "n_styles": len(ds.styles) + 1})
+    sampler = WindowSampler(ds, "train", 128, seed=0)
+    stats: Stats = compute_stats(sampler, 64)
+    b = make_batch(sampler, 8, stats, np.random.default_rng(0))
+    net = CVAE(cfg.model)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    t = {k: torch.from_numpy(getattr(b, k)) for k in ("observed_in", "unobserved_in", "target", "mask", "action", "style")}
+    first = None
+    for _ in range(150):
+        out = net(t["observed_in"], t["unobserved_in"], t["action"], t["style"])
+        losses = generator_losses(out, t["target"], t["mask"], None, t["action"], t["style"], cfg, adversarial=False)
+        opt.zero_grad()
+        losses["rec"].backward()
+        opt.step()
+        first = first if first is not None else float(losses["rec"])
+    assert float(losses["rec"]) < first / 10
+
+
+def test_checkpoint_round_trip_is_bit_exact(tiny_run, tmp_path):
+    arrays, meta = checkpoint.load(os.path.join(tiny_run, "last.safetensors"))
+    path = str(tmp_path / "copy.safetensors")
+    checkpoint.save(path, arrays, meta)
+    again, meta2 = checkpoint.load(path)
+    assert arrays.keys() == again.keys()
+    for k in arrays:
+        assert arrays[k].dtype == again[k].dtype and arrays[k].tobytes() == again[k].tobytes(), k
+    assert meta2["config"] == meta["config"] and meta2["actions"] == meta["actions"]
+
+
+def test_exported_weights_rebuild_the_model_and_sample_identically(tiny_run, clip):
+    path = os.path.join(tiny_run, "motion_cvae.safetensors")
+    a = Generator.load(path).sample(clip[:128], np.zeros(128, bool), seed=1)
+    b = Generator.load(path).sample(clip[:128], np.zeros(128, bool), seed=1)
+    np.testing.assert_array_equal(a, b)
+
+
+def _copy(tiny_run, tmp_path) -> str:
+    path = str(tmp_path / "w.safetensors")
+    shutil.copy(os.path.join(tiny_run, "motion_cvae.safetensors"), path)
+    shutil.copy(os.path.join(tiny_run, "motion_cvae.json"), str(tmp_path / "w.json"))
+    return path
+
+
+def test_tampered_checkpoint_fails_clearly(tiny_run, tmp_path):
+    path = _copy(tiny_run, tmp_path)
+    with open(path, "r+b") as f:
+        f.seek(-8, os.SEEK_END)
+        f.write(b"\x00" * 8)
+    with pytest.raises(checkpoint.CheckpointError, match="checksum mismatch"):
+        Generator.load(path)
+
+
+def test_wrong_version_checkpoint_fails_clearly(tiny_run, tmp_path):
+    path = _copy(tiny_run, tmp_path)
+    meta_path = str(tmp_path / "w.json")
+    meta = json.load(open(meta_path))
+    meta["format_version"] = 99
+    json.dump(meta, open(meta_path, "w"))
+    with pytest.raises(checkpoint.CheckpointError, match="format version 99 is not supported"):
+        Generator.load(path)
+
+
+def test_missing_checkpoint_fails_clearly(tmp_path):
+    with pytest.raises(checkpoint.CheckpointError, match="not found"):
+        Generator.load(str(tmp_path / "nothing.safetensors"))
