@@ -66,11 +66,11 @@ def _rotation_between(v: np.ndarray, w: np.ndarray) -> np.ndarray:
     """(T, 3) x 2 -> (T, 3, 3): the smallest rotation turning direction v onto direction w."""
     v = v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
     w = w / np.maximum(np.linalg.norm(w, axis=-1, keepdims=True), 1e-12)
-    axis = np.cross(v, w)
+    axis = _cross(v, w)
     sin, cos = np.linalg.norm(axis, axis=-1), np.sum(v * w, -1)
     # Opposite directions: turn half way round any axis perpendicular to v.
     other = np.where(np.abs(v[:, :1]) < 0.9, [[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]])
-    axis = np.where((sin < 1e-9)[:, None], np.cross(v, other), axis)
+    axis = np.where((sin < 1e-9)[:, None], _cross(v, np.broadcast_to(other, v.shape)), axis)
     return _axis_angle(axis, np.arctan2(sin, cos))
 
 
@@ -94,7 +94,7 @@ def _aim(vectors: list[np.ndarray], targets: list[np.ndarray]) -> np.ndarray:
         a, b = np.einsum("tij,tj->ti", turn, v), w
         a = a - np.sum(a * axis, -1, keepdims=True) * axis
         b = b - np.sum(b * axis, -1, keepdims=True) * axis
-        sin = sin + np.sum(axis * np.cross(a, b), -1)
+        sin = sin + np.sum(axis * _cross(a, b), -1)
         cos = cos + np.sum(a * b, -1)
     return _axis_angle(axis, np.arctan2(sin, cos)) @ turn
 
@@ -162,7 +162,7 @@ def solve(rig: Rig, basis: np.ndarray, targets: np.ndarray) -> Solution:
     original = _Poser(rig, basis)
     frame = original.above(carrier) @ rig.rest_rel[carrier]
     head = original[carrier][:, :3, 3] + targets[:, PELVIS] - original[pelvis][:, :3, 3]
-    basis[:, carrier, :3, 3] = np.einsum("tij,tj->ti", np.linalg.inv(frame), np.c_[head, np.ones(len(head))])[:, :3]
+    basis[:, carrier, :3, 3] = np.einsum("tij,tj->ti", affine_inverse(frame), np.c_[head, np.ones(len(head))])[:, :3]
 
     plan = aims(rig)
     offsets = {b: [_offset(rig, basis, b, j) for j in joints] for b, joints in plan.items()}
@@ -182,11 +182,26 @@ def solve(rig: Rig, basis: np.ndarray, targets: np.ndarray) -> Solution:
     return Solution(list(plan), np.stack(rotations, 1), carrier, basis[:, carrier, :3, 3].copy())
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.cross without its axis shuffling, which dominates on many short vectors."""
+    return np.stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1], a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+                     a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], -1)
+
+
 def _inverse3(m: np.ndarray) -> np.ndarray:
     """Batched 3x3 inverse by cofactors: np.linalg pays a LAPACK call per tiny matrix."""
     c0, c1, c2 = m[..., :, 0], m[..., :, 1], m[..., :, 2]
-    rows = np.stack([np.cross(c1, c2), np.cross(c2, c0), np.cross(c0, c1)], -2)
+    rows = np.stack([_cross(c1, c2), _cross(c2, c0), _cross(c0, c1)], -2)
     return rows / np.sum(c0 * rows[..., 0, :], -1)[..., None, None]
+
+
+def affine_inverse(m: np.ndarray) -> np.ndarray:
+    """Inverse of (..., 4, 4) affine matrices."""
+    out = np.zeros(np.broadcast_shapes(m.shape, (4, 4)))
+    out[..., :3, :3] = _inverse3(m[..., :3, :3])
+    out[..., :3, 3] = -np.einsum("...ij,...j->...i", out[..., :3, :3], m[..., :3, 3])
+    out[..., 3, 3] = 1.0
+    return out
 
 
 def _orthonormal(m: np.ndarray) -> np.ndarray:
@@ -194,7 +209,7 @@ def _orthonormal(m: np.ndarray) -> np.ndarray:
     x = m[..., :, 0] / np.linalg.norm(m[..., :, 0], axis=-1, keepdims=True)
     y = m[..., :, 1] - np.sum(x * m[..., :, 1], -1, keepdims=True) * x
     y /= np.linalg.norm(y, axis=-1, keepdims=True)
-    return np.stack([x, y, np.cross(x, y)], -1)
+    return np.stack([x, y, _cross(x, y)], -1)
 
 
 def matrices_to_quaternions(m: np.ndarray) -> np.ndarray:

@@ -155,7 +155,7 @@ class Clip:
         hi = np.minimum(lo + 1, len(motion) - 1)
         w = (u - lo)[:, None, None]
         at_frames = (1.0 - w) * motion[lo] + w * motion[hi]
-        back = np.linalg.inv(self.to_model)
+        back = retarget.affine_inverse(self.to_model)
         return np.einsum("fij,fkj->fki", back[:, :3, :3], at_frames) + back[:, None, :3, 3]
 
 
@@ -253,44 +253,18 @@ def unique_name(base: str, tag: str) -> str:
     return f"{base}.{tag}.{k:03d}"
 
 
-# Keyframe attributes copied verbatim from the user's keys (enums travel as their integer values).
-_KEY_FLOATS = {"co": 2, "handle_left": 2, "handle_right": 2, "back": 1, "amplitude": 1, "period": 1}
-_KEY_ENUMS = ("interpolation", "handle_left_type", "handle_right_type", "easing", "type")
-
-
 def _enum(prop: str, item: str) -> int:
     return bpy.types.Keyframe.bl_rna.properties[prop].enum_items[item].value
-
-
-def _read_keys(fc) -> dict[str, np.ndarray]:
-    n = len(fc.keyframe_points)
-    out = {}
-    for name, width in _KEY_FLOATS.items():
-        buf = np.empty(n * width, np.float32)
-        fc.keyframe_points.foreach_get(name, buf)
-        out[name] = buf.reshape(n, width) if width > 1 else buf
-    for name in _KEY_ENUMS:
-        buf = np.empty(n, np.int32)
-        fc.keyframe_points.foreach_get(name, buf)
-        out[name] = buf
-    return out
-
-
-def _baked_keys(frames: np.ndarray, values: np.ndarray) -> dict[str, np.ndarray]:
-    co = np.c_[frames, values].astype(np.float32)
-    n = len(frames)
-    return {"co": co, "handle_left": co, "handle_right": co, "back": np.zeros(n, np.float32),
-            "amplitude": np.zeros(n, np.float32), "period": np.zeros(n, np.float32),
-            "interpolation": np.full(n, _enum("interpolation", "BEZIER"), np.int32),
-            "handle_left_type": np.full(n, _enum("handle_left_type", "AUTO_CLAMPED"), np.int32),
-            "handle_right_type": np.full(n, _enum("handle_right_type", "AUTO_CLAMPED"), np.int32),
-            "easing": np.zeros(n, np.int32), "type": np.full(n, _enum("type", "KEYFRAME"), np.int32)}
 
 
 def _bake(curves, path: str, index: int, group: str, frames: np.ndarray, values: np.ndarray,
           keep: np.ndarray) -> None:
     """Key every frame of the range: the user's own key where `keep` says the bone was observed and
-    it has one, the solved value elsewhere; keys outside the range stay as they were."""
+    it has one, the solved value elsewhere; keys outside the range stay as they were.
+
+    The user's keys keep their values and settings (only auto handles follow their new
+    neighbours); new keys are appended, and fc.update() sorts them and sets their auto handles.
+    """
     fc = curves.find(path, index=index)
     # The bone's channel group is named action_group in 4.2, group_name on 4.5+ channelbags.
     for group_arg in ({"action_group": group}, {"group_name": group}, {}):
@@ -300,18 +274,28 @@ def _bake(curves, path: str, index: int, group: str, frames: np.ndarray, values:
             fc = curves.new(path, index=index, **group_arg)
         except TypeError:
             pass
-    old = _read_keys(fc)
-    at = np.rint(old["co"][:, 0]).astype(int)
-    inside = (at >= frames[0]) & (at <= frames[-1])
-    kept = ~inside | np.isin(at, frames[keep])
-    new = ~np.isin(frames, at[kept & inside])
-    merged = {k: np.concatenate([old[k][kept], v[new]]) for k, v in _baked_keys(frames, values).items()}
-    order = np.argsort(merged["co"][:, 0], kind="stable")
     points = fc.keyframe_points
-    points.clear()
-    points.add(len(order))
-    for name, data in merged.items():
-        points.foreach_set(name, data[order].ravel())
+    at = np.rint(curve_frames(fc)[:, 0]).astype(int)
+    slot = at - frames[0]
+    inside = (slot >= 0) & (slot < len(frames))
+    dropped = np.flatnonzero(inside & ~keep[np.clip(slot, 0, len(frames) - 1)])
+    for k in dropped[::-1]:  # keys inside the range on frames the model was free to change
+        points.remove(points[int(k)], fast=True)
+    covered = np.zeros(len(frames), bool)
+    covered[np.delete(slot, dropped)[np.delete(inside, dropped)]] = True
+    n, add = len(points), np.flatnonzero(~covered)
+    co = np.empty((n + len(add), 2), np.float32)
+    points.foreach_get("co", co[:n].ravel())
+    co[n:] = np.c_[frames[add], values[add]]
+    attrs = {}
+    for name, new in (("interpolation", "BEZIER"), ("handle_left_type", "AUTO_CLAMPED"),
+                      ("handle_right_type", "AUTO_CLAMPED")):
+        attrs[name] = np.full(n + len(add), _enum(name, new), np.int32)
+        points.foreach_get(name, attrs[name][:n])
+    points.add(len(add))
+    points.foreach_set("co", co.ravel())
+    for name, data in attrs.items():
+        points.foreach_set(name, data)
     fc.update()
 
 
