@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model.skeleton import PARENTS
+from ..model.skeleton import INDEX, PARENTS
 
-PELVIS = 0
+PELVIS = INDEX["pelvis"]
 
 
 @dataclass
@@ -31,13 +31,7 @@ class Rig:
     order: list[int] = field(init=False)
 
     def __post_init__(self):
-        depth = np.zeros(len(self.names), int)
-        for b in range(len(self.names)):
-            p = self.parents[b]
-            while p >= 0:
-                depth[b] += 1
-                p = self.parents[p]
-        self.order = [int(b) for b in np.argsort(depth, kind="stable")]
+        self.order = sorted(range(len(self.names)), key=lambda b: len(self.ancestors(b)))  # parents first
 
     def ancestors(self, bone: int) -> list[int]:
         out, p = [], self.parents[bone]

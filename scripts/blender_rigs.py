@@ -224,12 +224,16 @@ def bake_motion(addon, obj, positions: np.ndarray, frames, name: str):
     return action
 
 
-def thin(action, slot, step: int, first: int):
-    """Delete every key not on frame first + k*step (in place: test setup only)."""
+def _curves(action, slot):
+    """The action's F-curves for the slot: channelbag on 4.4+, action.fcurves before."""
     from bpy_extras import anim_utils
     getter = getattr(anim_utils, "action_get_channelbag_for_slot", None)
-    curves = getter(action, slot).fcurves if getter and slot is not None else action.fcurves
-    for fc in curves:
+    return getter(action, slot).fcurves if getter and slot is not None else action.fcurves
+
+
+def thin(action, slot, step: int, first: int):
+    """Delete every key not on frame first + k*step (in place: test setup only)."""
+    for fc in _curves(action, slot):
         co = np.empty(len(fc.keyframe_points) * 2)
         fc.keyframe_points.foreach_get("co", co)
         keep = co.reshape(-1, 2)
@@ -243,11 +247,8 @@ def thin(action, slot, step: int, first: int):
 def checksum(action, slot) -> str:
     """Digest of every key of every F-curve (values, handles, interpolation) of the action's slot."""
     import hashlib
-    from bpy_extras import anim_utils
-    getter = getattr(anim_utils, "action_get_channelbag_for_slot", None)
-    curves = getter(action, slot).fcurves if getter and slot is not None else action.fcurves
     h = hashlib.sha256()
-    for fc in curves:
+    for fc in _curves(action, slot):
         h.update(f"{fc.data_path}[{fc.array_index}]".encode())
         for attr, width, dtype in (("co", 2, np.float32), ("handle_left", 2, np.float32),
                                    ("handle_right", 2, np.float32), ("interpolation", 1, np.int32)):
