@@ -11,11 +11,22 @@ def _armature(context):
     return obj if obj is not None and obj.type == 'ARMATURE' else None
 
 
-class MOTION_CVAE_PT_main(bpy.types.Panel):
-    bl_label = "Motion CVAE"
+class _Sidebar:
     bl_space_type = 'VIEW_3D'
     bl_region_type = 'UI'
     bl_category = "Motion"
+
+
+class _ArmatureSubPanel(_Sidebar):
+    bl_parent_id = "MOTION_CVAE_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return _armature(context) is not None
+
+
+class MOTION_CVAE_PT_main(_Sidebar, bpy.types.Panel):
+    bl_label = "Motion CVAE"
 
     def draw(self, context):
         layout = self.layout
@@ -66,33 +77,17 @@ class MOTION_CVAE_UL_results(bpy.types.UIList):
         op.index, op.delete = index, True
 
 
-class MOTION_CVAE_PT_results(bpy.types.Panel):
+class MOTION_CVAE_PT_results(_ArmatureSubPanel, bpy.types.Panel):
     bl_label = "Results"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "Motion"
-    bl_parent_id = "MOTION_CVAE_PT_main"
-
-    @classmethod
-    def poll(cls, context):
-        return _armature(context) is not None
 
     def draw(self, context):
         s = context.active_object.motion_cvae
         self.layout.template_list("MOTION_CVAE_UL_results", "", s, "results", s, "result_index", rows=3)
 
 
-class MOTION_CVAE_PT_bone_map(bpy.types.Panel):
+class MOTION_CVAE_PT_bone_map(_ArmatureSubPanel, bpy.types.Panel):
     bl_label = "Bone Map"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "Motion"
-    bl_parent_id = "MOTION_CVAE_PT_main"
     bl_options = {'DEFAULT_CLOSED'}
-
-    @classmethod
-    def poll(cls, context):
-        return _armature(context) is not None
 
     def draw(self, context):
         obj = context.active_object
