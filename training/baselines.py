@@ -94,15 +94,17 @@ class MotionMatcher:
             starts = g[ok]
             p = self.positions
             feats = np.concatenate([self._features(p[s - 1], p[s], p[s + gap + 1])
-                                    for s in np.array_split(starts, max(1, len(starts) // 20000))])
+                                    for s in np.array_split(starts, max(1, len(starts) // 20000))]) \
+                if len(starts) else np.zeros((0, 1), np.float32)
             self._db[gap] = (starts, feats, np.einsum("md,md->m", feats, feats))
         return self._db[gap]
 
-    def inbetween(self, windows: np.ndarray, start: int, gap: int, block: int = 128) -> np.ndarray:
-        """(N, T, J, 3) windows with keys at `start` and `start + gap + 1` -> (N, gap, J, 3)."""
+    def inbetween(self, windows: np.ndarray, start: int, gap: int, block: int = 128) -> np.ndarray | None:
+        """(N, T, J, 3) windows with keys at `start` and `start + gap + 1` -> (N, gap, J, 3); None
+        when no database clip is long enough for the gap."""
         starts, feats, sq = self._database(gap)
         if not len(starts):
-            raise ValueError(f"no training segment is long enough for a {gap}-frame gap")
+            return None
         w = windows.astype(np.float64)
         q = self._features(w[:, start - 1], w[:, start], w[:, start + gap + 1])
         best = np.concatenate([np.argmin(sq[None] - 2.0 * q[i:i + block] @ feats.T, axis=1)

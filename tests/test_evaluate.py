@@ -1,0 +1,149 @@
+"""The evaluation harness end to end on real BVH fixtures: the JSON contract, the null rules, the
+model path (a tiny checkpoint trained in seconds), determinism, and the classifier-based scores."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from training import evaluate as ev
+from training.dataset import MotionDataset
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+METHOD_KEYS = {"mpjpe_mm", "npss", "foot_skate_mm"}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> str:
+    """Two Bandai clips (one labelled via cfg/, one via its own json) and a 120 fps CMU cut."""
+    d = tmp_path_factory.mktemp("bvh")
+    shutil.copytree(os.path.join(FIXTURES, "bandai", "cfg"), d / "bandai" / "cfg")  # the dataset's layout
+    (d / "bandai" / "data").mkdir()
+    shutil.copy(os.path.join(FIXTURES, "bandai", "dataset-2_walk_normal_001.json"), d / "bandai" / "data")
+    shutil.copy(os.path.join(FIXTURES, "demo_walk.bvh"), d / "bandai" / "data" / "dataset-2_walk_normal_001.bvh")
+    shutil.copy(os.path.join(FIXTURES, "bandai_walk_tiny.bvh"), d / "tiny.bvh")
+    shutil.copy(os.path.join(FIXTURES, "bandai_walk_tiny.json"), d / "tiny.json")
+    shutil.copytree(os.path.join(FIXTURES, "cmu", "indian"), d / "indian")
+    return str(d)
+
+
+@pytest.fixture(scope="module")
+def clips(folder):
+    return ev.load_clips(folder)
+
+
+def run_cli(*args: str, cache: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MOTION_CVAE_CACHE": os.path.dirname(cache)}
+    return subprocess.run([sys.executable, "-m", "training.evaluate", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_clips_are_labelled_floored_and_keep_rotations(clips):
+    names = {c.name: c for c in clips}
+    assert len(names) == 3 and {"data/dataset-2_walk_normal_001.bvh", "indian/04.bvh"} < set(names)
+    assert any(n.endswith("/tiny.bvh") for n in names)  # folder/file, as the dataset cache names clips
+    walk = names["data/dataset-2_walk_normal_001.bvh"]
+    assert (walk.action, walk.style) == ("walk", "normal")
+    assert names["indian/04.bvh"].action == "indian_dance"
+    assert len(names["indian/04.bvh"].positions) == 45  # 180 frames at 120 fps -> 30 fps
+    for c in clips:
+        assert abs(np.percentile(c.positions[:, ev.FEET, 1].min(1), 5)) < 1e-4 and c.motion is not None
+
+
+def test_windows_every_40_frames(clips):
+    w, idx = ev.windows(clips, 71)
+    starts = sorted(s for c, s in idx if len(clips[c].positions) == 150)
+    assert starts == [0, 40] and w.shape[1:] == (71, 21, 3)
+
+
+def test_lift_camera_round_trip(clips):
+    w, _ = ev.windows(clips, 128)
+    image = ev.project(w)
+    assert np.allclose(image[:, 0, ev.PELVIS], 0.5)
+    yz = ev.unproject(image, w[:, 0, ev.PELVIS])
+    assert np.allclose(yz, w[..., 1:], atol=1e-9)
+
+
+def test_cli_baselines_only_writes_the_contract(folder, fixture_cache, tmp_path):
+    out, plots = tmp_path / "r.json", tmp_path / "plots"
+    proc = run_cli("--data", folder, "--json", str(out), "--plots", str(plots), "--seed", "3", cache=fixture_cache)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    assert set(r) == {"clips", "frames", "inbetween", "predict", "complete", "lift", "diversity", "generate"}
+    assert r["clips"] == 3 and r["frames"] == 150 + 198 + 45
+    assert set(r["inbetween"]) == {"5", "15", "30", "60"}
+    for gap in r["inbetween"].values():
+        assert set(gap) == {"model", "linear", "motion_matching", "slerp", "ground_truth"}
+        assert all(set(v) == METHOD_KEYS for v in gap.values())
+        for m in ("linear", "motion_matching", "slerp"):
+            assert gap[m]["mpjpe_mm"] > 0 and gap[m]["npss"] >= 0
+        assert gap["ground_truth"]["mpjpe_mm"] is None and gap["ground_truth"]["foot_skate_mm"] >= 0
+    assert set(r["predict"]) == {"400ms", "1000ms"} and r["predict"]["400ms"]["zero_velocity"]["mpjpe_mm"] > 0
+    assert set(r["complete"]) == {"lower_body", "upper_body"}
+    assert r["complete"]["lower_body"]["mean_pose"]["mpjpe_mm"] > 0
+    assert r["lift"]["mean_depth"]["mpjpe_mm"] > 0
+    assert set(r["diversity"]["model"]) == {"apd_mm", "min_of_10_mpjpe_mm", "single_mpjpe_mm", "keyframe_error_mm"}
+    assert set(r["generate"]) == {"model", "real"}
+    assert set(r["generate"]["real"]) == {"action_accuracy", "style_accuracy", "fid"}
+    if not os.path.exists(ev.MODEL_PATH):
+        assert r["inbetween"]["30"]["model"]["mpjpe_mm"] is None
+        assert all(v is None for v in r["diversity"]["model"].values())
+    assert "inbetween" in proc.stdout and "linear" in proc.stdout
+    assert {p.name for p in plots.iterdir()} >= {"inbetween_error_vs_gap.png", "filmstrip_0.png"}
+
+
+def test_cli_cache_split_has_no_slerp(fixture_cache, tmp_path):
+    out = tmp_path / "r.json"
+    proc = run_cli("--data", "cache:train", "--json", str(out), "--max-clips", "2", cache=fixture_cache)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    assert r["clips"] == 2
+    assert r["inbetween"]["15"]["slerp"]["mpjpe_mm"] is None and r["inbetween"]["15"]["linear"]["mpjpe_mm"] > 0
+
+
+def test_retrieval_baselines_are_null_without_a_cache(clips):
+    r = ev.evaluate(clips[:1])
+    assert r["inbetween"]["30"]["motion_matching"]["mpjpe_mm"] is None
+    assert r["lift"]["mean_depth"]["mpjpe_mm"] is None and r["complete"]["upper_body"]["mean_pose"]["mpjpe_mm"] is None
+
+
+def test_model_entries_filled_exact_on_keys_and_deterministic(clips, tiny_generator):
+    tiny = [c for c in clips if c.name.endswith("/tiny.bvh")]
+    r = ev.evaluate(tiny, gen=tiny_generator, seed=5)
+    for gap in ("5", "15", "30", "60"):
+        assert r["inbetween"][gap]["model"]["mpjpe_mm"] > 0
+    assert r["predict"]["1000ms"]["model"]["mpjpe_mm"] > 0
+    assert r["complete"]["upper_body"]["model"]["mpjpe_mm"] > 0 and r["lift"]["model"]["mpjpe_mm"] > 0
+    d = r["diversity"]["model"]
+    assert d["keyframe_error_mm"] == 0.0 and d["apd_mm"] > 0
+    assert d["min_of_10_mpjpe_mm"] <= d["single_mpjpe_mm"]
+    assert ev.inbetween(tiny, None, tiny_generator, 5)[0] == r["inbetween"]
+    assert ev.inbetween(tiny, None, tiny_generator, 6)[0]["30"]["model"] != r["inbetween"]["30"]["model"]
+
+
+def test_model_sees_nothing_it_should_not(clips):
+    """Every hidden entry reaches the generator as zero, so no method can copy the answer."""
+    class Spy:
+        actions, styles, window = ["walk"], ["normal"], 128
+
+        def sample(self, observed, mask, n=1, seed=None, **kw):
+            from model.representation import full_mask
+            full = full_mask(mask, len(observed))
+            assert not np.any(observed[~full])
+            return np.repeat(observed[None], n, 0)
+    r = ev.evaluate(clips[:1], gen=Spy())
+    assert r["lift"]["model"]["mpjpe_mm"] > 0  # depth was never given
+
+
+def test_generate_scores_with_a_classifier(clips, fixture_cache, tiny_generator, tmp_path):
+    from training.classifier import Judge, train
+    path = str(tmp_path / "clf.safetensors")
+    train(MotionDataset.load(fixture_cache), steps=3, batch=8, seed=0, out=path)
+    judge = Judge(path)
+    r = ev.generate(clips, tiny_generator, judge, seed=0)
+    assert 0.0 <= r["real"]["action_accuracy"] <= 1.0 and r["real"]["fid"] >= 0
+    assert r["model"]["fid"] is not None and r["model"]["action_accuracy"] is not None

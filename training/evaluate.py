@@ -1,0 +1,362 @@
+"""The evaluation contract: every task of the model and its baselines on one set of motion, as JSON.
+
+    python -m training.evaluate --data DIR|cache:SPLIT [--checkpoint PATH] [--json OUT] [--seed S]
+                                [--plots DIR] [--fps FPS] [--max-clips N]
+
+Protocol (LaFAN1-style; windows start every 40 frames of each clip, at 30 fps, positions in metres
+with the clip's floor at y = 0, errors in mm on global joint positions unless said otherwise):
+- inbetween: 71-frame windows (10 context + up to 60 gap + 1 target); for a gap g the first 10+g+1
+  frames are used, so every gap length is scored on the same windows. Errors over the gap frames.
+  The model is given exactly those 11+g frames (context and target observed, gap hidden).
+- predict: 60-frame windows, 30 frames (1 s) observed, 12 (400 ms) or 30 (1000 ms) predicted.
+- complete: 128-frame windows, one body half hidden on every frame; error over the hidden joints.
+- lift: 128-frame windows; see `project`. Error on pelvis-relative positions, pelvis excluded.
+- diversity: the 30-frame in-betweening windows, 10 model samples each.
+- generate: 64-frame windows of real motion and as many generated from their labels alone, judged
+  by training/classifier.py (accuracy; FID against the train split's features).
+Windows and masks are fixed by the protocol; the seed drives the model's sampling. Hidden entries are
+zeroed before the model sees them. A method that can't run (no checkpoint, no dataset cache for the
+retrieval baselines, no rotations for SLERP) reports null; so does a metric that does not apply.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.representation import full_mask
+from model.skeleton import FEET, INDEX, LOWER_BODY, NUM_JOINTS, UPPER_BODY
+from training import metrics
+from training.baselines import MeanDepth, MeanPose, MotionMatcher, interpolate, slerp_inbetween
+from training.bvh import BVHError, Motion, load_bvh
+from training.dataset import MotionDataset, find_bvh, floor_height, labels_for
+
+CONTEXT, GAPS, STRIDE = 10, (5, 15, 30, 60), 40
+PRED_CONTEXT, HORIZONS = 30, {"400ms": 12, "1000ms": 30}
+LONG = 128
+IMAGE_M = 4.0  # the lifting camera's image spans 4 m x 4 m
+DIVERSITY_GAP, DIVERSITY_SAMPLES = 30, 10
+GEN_LEN = 64
+PELVIS = INDEX["pelvis"]
+MODEL_PATH = os.path.join(os.path.dirname(__file__), "..", "model", "weights", "motion_cvae.safetensors")
+
+
+@dataclass
+class Clip:
+    name: str
+    positions: np.ndarray         # (F, J, 3), floor at y = 0
+    action: str | None
+    style: str | None
+    motion: Motion | None = None  # rotations for SLERP (BVH input only)
+    floor: float = 0.0            # what was subtracted from y
+
+    def ground(self) -> np.ndarray:
+        """Each foot joint's resting height (5th percentile), for foot skate."""
+        return np.percentile(self.positions[:, FEET, 1], 5, axis=0)
+
+
+def _spread(n: int, k: int | None) -> np.ndarray:
+    """k indices spread evenly over range(n) (all of them when k is None or >= n)."""
+    return np.arange(n) if k is None or k >= n else np.unique(np.linspace(0, n - 1, k).round().astype(int))
+
+
+def load_clips(data: str, fps: float | None = None, max_clips: int | None = None) -> list[Clip]:
+    """A folder of BVH files (searched recursively) or 'cache:SPLIT' of the dataset cache."""
+    if data.startswith("cache:"):
+        ds = MotionDataset.load()
+        idx = ds.clips(data[len("cache:"):])
+        lab = lambda v, vocab: vocab[v] if v >= 0 else None
+        return [Clip(ds.names[i], ds.clip(i), lab(ds.action[i], ds.actions), lab(ds.style[i], ds.styles))
+                for i in np.array(idx)[_spread(len(idx), max_clips)]]
+    paths = find_bvh(data)
+    if not paths:
+        raise SystemExit(f"No .bvh files under {data}")
+    clips = []
+    for p in np.array(paths)[_spread(len(paths), max_clips)]:
+        try:
+            m = load_bvh(str(p), fps_override=fps)
+        except BVHError as exc:
+            print(f"skipped {exc}", file=sys.stderr)
+            continue
+        floor = floor_height(m.positions)
+        pos = m.positions.copy()
+        pos[..., 1] -= floor
+        name = "/".join(os.path.abspath(p).split(os.sep)[-2:])  # as the dataset cache names clips
+        clips.append(Clip(name, pos, *labels_for(str(p)), motion=m, floor=floor))
+    return clips
+
+
+def windows(clips: list[Clip], length: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Every `length`-frame window starting every STRIDE frames: (N, length, J, 3), [(clip, start)]."""
+    idx = [(c, s) for c, clip in enumerate(clips) for s in range(0, len(clip.positions) - length + 1, STRIDE)]
+    if not idx:
+        return np.zeros((0, length, NUM_JOINTS, 3)), idx
+    return np.stack([clips[c].positions[s:s + length] for c, s in idx]).astype(np.float64), idx
+
+
+def seeds(seed: int, task: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, task]).integers(0, 2**31 - 1, n)
+
+
+def run_model(gen, w: np.ndarray, mask: np.ndarray, seed: int, task: int, n: int = 1) -> np.ndarray | None:
+    """The model on each window: (N, L, J, 3) and one mask for all ((L,), (L, J) or (L, J, 3))
+    -> (N, n, L, J, 3). Hidden entries are zeroed first so nothing leaks. None when there is no model
+    or windows, or the model can't do this task yet (NotImplementedError)."""
+    if gen is None or not len(w):
+        return None
+    full = full_mask(mask, w.shape[1], w.shape[2])
+    try:
+        out = [gen.sample(np.where(full, x, 0.0).astype(np.float32), mask, n=n, seed=int(s))
+               for x, s in zip(w, seeds(seed, task, len(w)))]
+    except NotImplementedError as exc:
+        print(f"model: task {task} not available ({exc})", file=sys.stderr)
+        return None
+    return np.stack(out).astype(np.float64)
+
+
+def _take(p: np.ndarray | None, *index) -> np.ndarray | None:
+    return None if p is None else p[index]
+
+
+def mm(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(1000.0 * x, 3)
+
+
+def _npss(pred: np.ndarray, gt: np.ndarray, origin: np.ndarray) -> float:
+    """NPSS of global positions over the gap, translated by the window's last context pelvis (the
+    same shift for prediction and ground truth) so where the clip sits in the world doesn't weigh."""
+    flat = lambda x: (x - origin[:, None, None]).reshape(len(x), x.shape[1], -1)
+    return round(metrics.npss(flat(gt), flat(pred)), 5)
+
+
+def inbetween(clips, matcher, gen, seed, keep: int = 3) -> tuple[dict, dict]:
+    """Scores per gap and method, and a few gap-30 windows of every method for the filmstrips."""
+    w, idx = windows(clips, CONTEXT + max(GAPS) + 1)
+    ground = np.stack([clips[c].ground() for c, _ in idx]) if idx else None
+    rot_ok = bool(idx) and all(clips[c].motion is not None for c, _ in idx)
+    out, film = {}, {}
+    for task, g in enumerate(GAPS):
+        length = CONTEXT + g + 1
+        win, gap = w[:, :length], slice(CONTEXT, CONTEXT + g)
+        frames = np.zeros(length, bool); frames[:CONTEXT] = True; frames[-1] = True
+        preds = {"model": _take(run_model(gen, win, frames, seed, task), slice(None), 0, gap),
+                 "linear": interpolate(win, frames)[:, gap] if idx else None,
+                 "motion_matching": matcher.inbetween(win, CONTEXT - 1, g) if matcher and idx else None,
+                 "slerp": np.stack([_slerp(clips[c], s + CONTEXT - 1, s + CONTEXT + g) for c, s in idx])
+                 if rot_ok else None}
+        gt = win[:, gap]
+        with_keys = lambda p: np.concatenate([win[:, CONTEXT - 1:CONTEXT], p, win[:, -1:]], 1)[:, :, list(FEET)]
+        res = {m: {"mpjpe_mm": mm(metrics.mpjpe(p, gt)), "npss": _npss(p, gt, win[:, CONTEXT - 1, PELVIS]),
+                   "foot_skate_mm": mm(metrics.foot_skate(with_keys(p), ground))} if p is not None else
+               {"mpjpe_mm": None, "npss": None, "foot_skate_mm": None} for m, p in preds.items()}
+        res["ground_truth"] = {"mpjpe_mm": None, "npss": None,
+                               "foot_skate_mm": mm(metrics.foot_skate(with_keys(gt), ground)) if idx else None}
+        out[str(g)] = res
+        if g == DIVERSITY_GAP and idx:
+            pick = _spread(len(idx), keep)
+            film = {"ground_truth": win[pick]}
+            film.update({m: np.concatenate([win[pick, :CONTEXT], p[pick], win[pick, -1:]], 1)
+                         for m, p in preds.items() if p is not None})
+    return out, film
+
+
+def _slerp(clip: Clip, k0: int, k1: int) -> np.ndarray:
+    m = clip.motion
+    pos = slerp_inbetween(m.quats, m.translations, m.hierarchy.parents, m.joint_nodes, k0, k1)
+    return pos - np.array([0.0, clip.floor, 0.0])
+
+
+def predict(clips, gen, seed) -> dict:
+    w, idx = windows(clips, PRED_CONTEXT + max(HORIZONS.values()))
+    out = {}
+    for task, (name, h) in enumerate(HORIZONS.items(), start=10):
+        win, future = w[:, :PRED_CONTEXT + h], slice(PRED_CONTEXT, PRED_CONTEXT + h)
+        frames = np.arange(PRED_CONTEXT + h) < PRED_CONTEXT
+        preds = {"model": _take(run_model(gen, win, frames, seed, task), slice(None), 0),
+                 "zero_velocity": interpolate(win, frames) if idx else None}
+        out[name] = {m: {"mpjpe_mm": mm(metrics.mpjpe(p[:, future], win[:, future])) if p is not None else None}
+                     for m, p in preds.items()}
+    return out
+
+
+def complete(clips, mean_pose, gen, seed) -> dict:
+    w, idx = windows(clips, LONG)
+    out = {}
+    for task, (part, hidden) in enumerate((("lower_body", LOWER_BODY), ("upper_body", UPPER_BODY)), start=20):
+        joints = np.ones((LONG, w.shape[2]), bool); joints[:, list(hidden)] = False
+        preds = {"model": _take(run_model(gen, w, joints, seed, task), slice(None), 0),
+                 "mean_pose": mean_pose.complete(w, part) if mean_pose and idx else None}
+        h = list(hidden)
+        out[part] = {m: {"mpjpe_mm": mm(metrics.mpjpe(p[:, :, h], w[:, :, h])) if p is not None else None}
+                     for m, p in preds.items()}
+    return out
+
+
+def project(win: np.ndarray) -> np.ndarray:
+    """The lifting input: an orthographic side camera looking along world X; image coords (z, y)
+    normalised to 0-1 by a 4 m x 4 m image centred on the window's first-frame pelvis (not clipped:
+    a walker may leave the image). (N, T, J, 3) -> (N, T, J, 2)."""
+    centre = win[:, :1, PELVIS:PELVIS + 1, [2, 1]]
+    return (win[..., [2, 1]] - centre) / IMAGE_M + 0.5
+
+
+def unproject(image: np.ndarray, win_first_pelvis: np.ndarray) -> np.ndarray:
+    """Image coords back to metres with the (calibrated) camera centre: (N, T, J, 2) -> (y, z)."""
+    zy = (image - 0.5) * IMAGE_M + win_first_pelvis[:, None, None, [2, 1]]
+    return zy[..., ::-1]
+
+
+def lift(clips, mean_depth, gen, seed) -> dict:
+    w, idx = windows(clips, LONG)
+    if not idx:
+        return {m: {"mpjpe_mm": None} for m in ("model", "mean_depth")}
+    yz = unproject(project(w), w[:, 0, PELVIS])
+    rel = lambda p: (p - p[:, :, PELVIS:PELVIS + 1])[:, :, [j for j in range(w.shape[2]) if j != PELVIS]]
+    observed = np.concatenate([np.zeros(yz.shape[:-1] + (1,)), yz], -1)  # depth (x) never observed
+    mask = np.broadcast_to(np.array([False, True, True]), observed.shape[1:])
+    preds = {"model": _take(run_model(gen, observed, mask, seed, 30), slice(None), 0),
+             "mean_depth": mean_depth.lift(yz) if mean_depth else None}
+    return {m: {"mpjpe_mm": mm(metrics.mpjpe(rel(p), rel(w))) if p is not None else None} for m, p in preds.items()}
+
+
+def diversity(clips, gen, seed) -> dict:
+    keys = ("apd_mm", "min_of_10_mpjpe_mm", "single_mpjpe_mm", "keyframe_error_mm")
+    w, idx = windows(clips, CONTEXT + DIVERSITY_GAP + 1)
+    frames = np.zeros(w.shape[1], bool); frames[:CONTEXT] = True; frames[-1] = True
+    s = run_model(gen, w, frames, seed, 40, n=DIVERSITY_SAMPLES)          # (N, n, L, J, 3)
+    if s is None:
+        return {"model": dict.fromkeys(keys)}
+    gap, gt = s[:, :, ~frames], w[:, None, ~frames]
+    err = np.linalg.norm(gap - gt, axis=-1).mean((-2, -1))               # (N, n)
+    key_err = np.linalg.norm(s[:, :, frames] - w[:, None, frames], axis=-1).max()
+    vals = (np.mean([metrics.apd(x) for x in gap]), err.min(1).mean(), err.mean(), key_err)
+    return {"model": dict(zip(keys, (mm(v) for v in vals)))}
+
+
+def generate(clips, gen, judge, seed) -> dict:
+    keys = ("action_accuracy", "style_accuracy", "fid")
+    out = {"model": dict.fromkeys(keys), "real": dict.fromkeys(keys)}
+    w, idx = windows(clips, GEN_LEN)
+    if judge is None or not idx:
+        return out
+    labels = [(clips[c].action, clips[c].style) for c, _ in idx]
+    out["real"] = _judged(judge, w, labels)
+    if gen is None:
+        return out
+    # labels the model doesn't know are left out of its conditioning (generation from nothing)
+    asked = [(a if a in gen.actions else None, s if s in gen.styles else None) for a, s in labels]
+    try:
+        fake = [gen.sample(np.zeros(w.shape[1:], np.float32), np.zeros(GEN_LEN, bool), action=a, style=s,
+                           n=1, seed=int(sd))[0] for (a, s), sd in zip(asked, seeds(seed, 50, len(asked)))]
+    except NotImplementedError as exc:
+        print(f"model: generation not available ({exc})", file=sys.stderr)
+        return out
+    out["model"] = _judged(judge, np.stack(fake).astype(np.float64), asked)
+    return out
+
+
+def _judged(judge, w: np.ndarray, labels: list[tuple[str | None, str | None]]) -> dict:
+    """Classifier accuracy on the windows whose label it knows (null if none) and FID to train."""
+    feats, pa, ps = judge(w)
+    def acc(pred, vocab, k):
+        known = [(i, vocab.index(l[k])) for i, l in enumerate(labels) if l[k] in vocab]
+        return round(float(np.mean([pred[i] == t for i, t in known])), 4) if known else None
+    fid = metrics.fid(*metrics.feature_stats(feats), judge.fid_mu, judge.fid_sigma) if len(w) > 1 else None
+    return {"action_accuracy": acc(pa, judge.actions, 0), "style_accuracy": acc(ps, judge.styles, 1),
+            "fid": None if fid is None else round(fid, 4)}
+
+
+def evaluate(clips: list[Clip], train: MotionDataset | None = None, gen=None, judge=None, seed: int = 0,
+             plots: str | None = None) -> dict:
+    """Every task on `clips`; `train` (the dataset cache) feeds the retrieval and mean baselines, its
+    train split only, minus any clip evaluated here (matched by name)."""
+    matcher = mean_depth = mean_pose = None
+    if train is not None:
+        names = {c.name for c in clips}
+        keep = [i for i in train.clips("train") if train.names[i] not in names]
+        pos = np.concatenate([train.clip(i) for i in keep])
+        matcher = MotionMatcher([train.clip(i) for i in keep])
+        mean_depth, mean_pose = MeanDepth(pos), MeanPose(pos)
+    inb, film = inbetween(clips, matcher, gen, seed)
+    result = {"clips": len(clips), "frames": int(sum(len(c.positions) for c in clips)), "inbetween": inb,
+              "predict": predict(clips, gen, seed), "complete": complete(clips, mean_pose, gen, seed),
+              "lift": lift(clips, mean_depth, gen, seed), "diversity": diversity(clips, gen, seed),
+              "generate": generate(clips, gen, judge, seed)}
+    if plots:
+        from training.plots import error_vs_gap, filmstrips
+        os.makedirs(plots, exist_ok=True)
+        error_vs_gap(inb, os.path.join(plots, "inbetween_error_vs_gap.png"))
+        if film:
+            filmstrips(film, plots, CONTEXT)
+    return result
+
+
+def table(result: dict) -> str:
+    """The JSON as aligned text: one line per (task, setting, method)."""
+    lines = [f"{result['clips']} clips, {result['frames']} frames"]
+    def rows(task: str, groups: dict) -> None:
+        for setting, methods in groups.items():
+            for method, vals in methods.items():
+                cells = "  ".join(f"{k} {'-' if v is None else f'{v:.4g}'}" for k, v in vals.items())
+                lines.append(f"{task:10s} {setting:11s} {method:16s} {cells}")
+    for task in ("inbetween", "predict", "complete"):
+        rows(task, result[task])
+    rows("lift", {"": result["lift"]})
+    rows("diversity", {"": result["diversity"]})
+    rows("generate", {"": result["generate"]})
+    return "\n".join(lines)
+
+
+def load_model(path: str | None, required: bool):
+    """The generator, or None when no checkpoint was asked for and none is shipped."""
+    path = path or MODEL_PATH
+    if not os.path.exists(path):
+        if required:
+            raise SystemExit(f"No checkpoint at {path}")
+        return None
+    from model.generator import Generator
+    return Generator.load(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Evaluate the model and its baselines on a folder of BVH files "
+                                             "or a cached split (cache:val_heldout).")
+    ap.add_argument("--data", required=True, help="folder of .bvh (recursive) or cache:SPLIT")
+    ap.add_argument("--checkpoint", help="model weights (default: the shipped model, if present)")
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--plots", help="folder for PNG plots")
+    ap.add_argument("--fps", type=float, help="override every file's frame rate")
+    ap.add_argument("--max-clips", type=int, help="evaluate this many clips, spread over the sorted list")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    clips = load_clips(args.data, args.fps, args.max_clips)
+    try:
+        train = MotionDataset.load()
+    except FileNotFoundError as exc:
+        print(f"{exc}\nmotion_matching, mean_depth and mean_pose will be null.", file=sys.stderr)
+        train = None
+    gen = load_model(args.checkpoint, required=args.checkpoint is not None)
+    from training.classifier import DEFAULT_PATH as JUDGE_PATH
+    judge = None
+    if os.path.exists(JUDGE_PATH):
+        from training.classifier import Judge
+        judge = Judge(JUDGE_PATH)
+    else:
+        print(f"No classifier at {JUDGE_PATH} (python -m training.classifier): generate is null.", file=sys.stderr)
+    t1 = time.time()
+    result = evaluate(clips, train, gen, judge, args.seed, args.plots)
+    print(table(result))
+    print(f"loaded in {t1 - t0:.1f}s, evaluated in {time.time() - t1:.1f}s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
