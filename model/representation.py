@@ -39,19 +39,19 @@ class Frame:
     origin: np.ndarray  # (..., 3)
     yaw: np.ndarray     # (...,) radians; rotation about +Y applied to world coordinates
 
-    def _rot(self, sign: float) -> np.ndarray:
-        c, s = np.cos(sign * self.yaw), np.sin(sign * self.yaw)
-        z, o = np.zeros_like(c), np.ones_like(c)
-        return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], -2)
+    def _turn(self, p: np.ndarray, sign: float) -> np.ndarray:
+        """Rotate (..., T, J, 3) about +Y by sign * yaw; written out rather than an einsum with a 3x3
+        matrix, which was most of the pre-processing time."""
+        c, s = np.cos(self.yaw)[..., None, None], sign * np.sin(self.yaw)[..., None, None]
+        x, y, z = p[..., 0], p[..., 1], p[..., 2]
+        return np.stack([c * x + s * z, y, c * z - s * x], -1)
 
     def to_canonical(self, p: np.ndarray) -> np.ndarray:
         """(..., T, J, 3) world -> canonical."""
-        rot = self._rot(1.0)[..., None, None, :, :]
-        return np.einsum("...ij,...j->...i", rot, p - self.origin[..., None, None, :])
+        return self._turn(p - self.origin[..., None, None, :], 1.0)
 
     def to_world(self, p: np.ndarray) -> np.ndarray:
-        rot = self._rot(-1.0)[..., None, None, :, :]
-        return np.einsum("...ij,...j->...i", rot, p) + self.origin[..., None, None, :]
+        return self._turn(p, -1.0) + self.origin[..., None, None, :]
 
 
 def _first(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,19 +102,22 @@ def interpolate_observed(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Per entry, linear interpolation in time between observed values; held before the first and
     after the last; zero where an entry is never observed. Shapes (..., T, J, 3). This is the prior
     the network refines: linear in-betweening, zero-velocity prediction, nothing for generation."""
-    t_len = values.shape[-3]
-    t = np.arange(t_len).reshape((t_len, 1, 1))
+    t_len, lead, k = values.shape[-3], values.shape[:-3], values.shape[-2] * values.shape[-1]
+    t = np.arange(t_len, dtype=np.int32).reshape((t_len, 1, 1))
     prev = np.maximum.accumulate(np.where(mask, t, -1), axis=-3)
     nxt = np.flip(np.minimum.accumulate(np.flip(np.where(mask, t, t_len), -3), axis=-3), -3)
-    has_prev, has_next = prev >= 0, nxt < t_len
-    prev_c, next_c = np.clip(prev, 0, t_len - 1), np.clip(nxt, 0, t_len - 1)
-    v_prev = np.take_along_axis(values, prev_c, -3)
-    v_next = np.take_along_axis(values, next_c, -3)
-    span = np.maximum(next_c - prev_c, 1)
-    w = np.clip((t - prev_c) / span, 0.0, 1.0)
-    both = v_prev + w * (v_next - v_prev)
-    out = np.where(has_prev & has_next, both, np.where(has_prev, v_prev, np.where(has_next, v_next, 0.0)))
-    return out.astype(values.dtype)
+    # Outside the observed span both ends are the nearest key (held); never observed: zero below.
+    prev = np.where(prev < 0, nxt, prev)
+    nxt = np.where(nxt >= t_len, prev, nxt)
+    seen = prev < t_len
+    prev, nxt = np.minimum(prev, t_len - 1), np.minimum(nxt, t_len - 1)
+    # One flat gather per end instead of take_along_axis's broadcast index arrays.
+    base = (np.arange(int(np.prod(lead))).reshape(lead + (1, 1, 1)) * t_len * k
+            + np.arange(k).reshape(values.shape[-2:]))
+    flat = values.reshape(-1)
+    v_prev, v_next = flat[base + prev * k], flat[base + nxt * k]
+    w = (t - prev) / np.maximum(nxt - prev, 1)
+    return np.where(seen, v_prev + w * (v_next - v_prev), 0.0).astype(values.dtype)
 
 
 @dataclass
