@@ -10,6 +10,7 @@ previous window's output; shorter ones are padded with hidden frames and cropped
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Callable, Protocol
 
@@ -36,6 +37,22 @@ class Backend(Protocol):
         """(B, 3C, T) inputs, (B,) label ids, (B, Z, T/8) noise -> (B, C, T) residual."""
 
 
+@contextlib.contextmanager
+def _skip_init(torch):
+    """Build modules without their random init: the checkpoint overwrites every weight, and the
+    orthogonal init's QR decompositions were ~80% of Generator.load (seconds with busy threads)."""
+    init = torch.nn.init
+    names = ("orthogonal_", "normal_", "uniform_", "zeros_", "kaiming_uniform_")
+    saved = {name: getattr(init, name) for name in names}
+    for name in names:
+        setattr(init, name, lambda tensor, *args, **kwargs: tensor)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(init, name, fn)
+
+
 class TorchBackend:
     """The CVAE's inference path in PyTorch (spectral norm already folded into the weights)."""
 
@@ -48,8 +65,10 @@ class TorchBackend:
         if device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA was requested but this PyTorch has no usable CUDA device; choose CPU or Auto.")
         self.torch, self.device = torch, device
-        self.net = CVAE(ModelConfig(**{**config, "spectral_norm": False}))
-        state = {k[len("generator."):]: torch.from_numpy(v.astype(np.float32))
+        with _skip_init(torch):
+            self.net = CVAE(ModelConfig(**{**config, "spectral_norm": False}))
+        # torch widens fp16 several times faster than numpy's astype
+        state = {k[len("generator."):]: torch.from_numpy(v).float()
                  for k, v in tensors.items() if k.startswith("generator.")}
         self.net.load_state_dict(state)
         self.net.eval().to(device)
