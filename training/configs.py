@@ -29,7 +29,6 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     bf16: bool = False
-    workers_note: str = ""
 
     def to_dict(self) -> dict:
         d = asdict(self)
