@@ -147,3 +147,8 @@ def test_generate_scores_with_a_classifier(clips, fixture_cache, tiny_generator,
     r = ev.generate(clips, tiny_generator, judge, seed=0)
     assert 0.0 <= r["real"]["action_accuracy"] <= 1.0 and r["real"]["fid"] >= 0
     assert r["model"]["fid"] is not None and r["model"]["action_accuracy"] is not None
+
+
+def test_cli_input_errors_are_one_line(fixture_cache, tmp_path):
+    proc = run_cli("--data", str(tmp_path), cache=fixture_cache)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: No .bvh files under {tmp_path}"

@@ -34,6 +34,7 @@ from model.skeleton import FEET, INDEX, LOWER_BODY, NUM_JOINTS, UPPER_BODY
 from training import metrics
 from training.baselines import MeanDepth, MeanPose, MotionMatcher, interpolate, slerp_inbetween
 from training.bvh import BVHError, Motion, load_bvh
+from training.cli import run
 from training.dataset import MotionDataset, find_bvh, floor_height, labels_for
 
 CONTEXT, GAPS, STRIDE = 10, (5, 15, 30, 60), 40
@@ -75,7 +76,7 @@ def load_clips(data: str, fps: float | None = None, max_clips: int | None = None
                 for i in np.array(idx)[_spread(len(idx), max_clips)]]
     paths = find_bvh(data)
     if not paths:
-        raise SystemExit(f"No .bvh files under {data}")
+        raise FileNotFoundError(f"No .bvh files under {data}")
     clips = []
     for p in np.array(paths)[_spread(len(paths), max_clips)]:
         try:
@@ -317,7 +318,7 @@ def load_model(path: str | None, required: bool):
     path = path or MODEL_PATH
     if not os.path.exists(path):
         if required:
-            raise SystemExit(f"No checkpoint at {path}")
+            raise FileNotFoundError(f"No checkpoint at {path}")
         return None
     from model.generator import Generator
     return Generator.load(path)
@@ -359,4 +360,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
