@@ -107,7 +107,7 @@ class Encoder(nn.Module):
         ])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
+        feats = [x]  # the input itself is the full-resolution skip for the decoder's last stage
         for block in self.blocks:
             x = block(x)
             feats.append(x)
@@ -139,7 +139,8 @@ class Decoder(nn.Module):
             ResBlock(cfg, cfg.c2 + c, cfg.c1, "up", d),   # -> T/2
             ResBlock(cfg, cfg.c1 + c, cfg.c1, "up", d),   # -> T
         ])
-        self.merge = nn.ModuleList([conv(cfg, 2 * cfg.c2, cfg.c2, 1), conv(cfg, cfg.c1 + cfg.c1, cfg.c1, 1)])
+        self.merge = nn.ModuleList([conv(cfg, 2 * cfg.c2, cfg.c2, 1), conv(cfg, cfg.c1 + cfg.c1, cfg.c1, 1),
+                                    conv(cfg, cfg.c1 + 3 * c, cfg.c1)])
         self.self_attn = Attention(cfg, cfg.c2)
         self.cross_attn = Attention(cfg, cfg.c2)
         self.outs = nn.ModuleList([conv(cfg, ch, c) for ch in (cfg.c2, cfg.c2, cfg.c1, cfg.c1)])
@@ -148,7 +149,7 @@ class Decoder(nn.Module):
             nn.init.normal_(w, std=1e-3)
 
     def forward(self, z: torch.Tensor, feats: list[torch.Tensor], cond: torch.Tensor) -> list[torch.Tensor]:
-        f64, f32, f16 = feats
+        x, f64, f32, f16 = feats
         h = self.start(torch.cat([z, f16], 1), cond)
         outs = [self.outs[0](act(h))]
         for i, block in enumerate(self.up):
@@ -158,6 +159,8 @@ class Decoder(nn.Module):
                 h = self.merge[0](torch.cat([h, f32], 1))
             elif i == 1:
                 h = self.merge[1](torch.cat([h, f64], 1))
+            else:
+                h = self.merge[2](torch.cat([h, x], 1))
             outs.append(self.outs[i + 1](act(h)))
         return outs
 

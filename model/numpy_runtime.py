@@ -111,14 +111,14 @@ class NumpyBackend:
         self.action, self.style = p["labels.action.weight"], p["labels.style.weight"]
         self.start = ResBlock(p, "decoder.start")
         self.up = [ResBlock(p, f"decoder.up.{i}", "up") for i in range(3)]
-        self.merge = [Conv(p, f"decoder.merge.{i}") for i in range(2)]
+        self.merge = [Conv(p, f"decoder.merge.{i}") for i in range(3)]
         self.self_attn = Attention(p, "decoder.self_attn", heads)
         self.cross_attn = Attention(p, "decoder.cross_attn", heads)
         self.outs = [Conv(p, f"decoder.outs.{i}") for i in range(4)]
 
     def run(self, inputs: np.ndarray, action: np.ndarray, style: np.ndarray, noise: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(np.asarray(inputs, np.float32).transpose(0, 2, 1))
-        feats = []
+        x_in, feats = x, []
         for block in self.encoder:
             x = block(x)
             feats.append(x)
@@ -140,5 +140,7 @@ class NumpyBackend:
                 h = self.merge[0](np.concatenate([h, f32], -1))
             elif i == 1:
                 h = self.merge[1](np.concatenate([h, f64], -1))
+            else:
+                h = self.merge[2](np.concatenate([h, x_in], -1))
             out = self.outs[i + 1](_act(h))
         return np.ascontiguousarray(out.transpose(0, 2, 1))
