@@ -65,7 +65,12 @@ def canonical_frame(observed: np.ndarray, mask: np.ndarray) -> Frame:
     t_xz, has_xz = _first(pel[..., 0] & pel[..., 2])
     take = lambda a, t: np.take_along_axis(a, t[..., None, None, None], -3)[..., 0, :, :]
     at_ref = take(observed, t_xz)
-    origin = np.where(has_xz[..., None], at_ref[..., PELVIS, :] * np.array([1.0, 0.0, 1.0]), 0.0)
+    # Without an observed pelvis, the centre of the first frame's observed joints stands in for it.
+    seen = mask[..., 0] & mask[..., 2]                                   # (..., T, J)
+    t_any, _ = _first(seen.any(-1))
+    seen_at = np.take_along_axis(seen, t_any[..., None, None], -2)[..., 0, :]
+    centre = (take(observed, t_any) * seen_at[..., None]).sum(-2) / np.maximum(seen_at.sum(-1), 1)[..., None]
+    origin = np.where(has_xz[..., None], at_ref[..., PELVIS, :], centre) * np.array([1.0, 0.0, 1.0])
     thighs = mask[..., L_THIGH, :] & mask[..., R_THIGH, :]
     t_face, has_face = _first(thighs[..., 0] & thighs[..., 2])
     at_face = take(observed, t_face)
