@@ -7,6 +7,7 @@
 observed ((L,), (L, J) or (L, J, 3)); the result is (n, L, J, 3) with every observed entry exactly as
 given. Windows longer than the model's T go by overlapping windows whose first frames are the
 previous window's output; shorter ones are padded with hidden frames and cropped.
+`sample_windows` runs a batch of such short windows, each with its own mask, in one forward.
 """
 from __future__ import annotations
 
@@ -135,26 +136,59 @@ class Generator:
         residual = self.backend.run(inputs, ids[0], ids[1], noise)
         return finish(residual_to_features(residual, win.prior, self.stats), win, observed, mask)
 
+    def _ids(self, action, style, count: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Label ids for `count` windows x `n` variations; a label is one value or one per window."""
+        def ids(value, vocab, kind):
+            values = [value] * count if value is None or isinstance(value, str) else list(value)
+            if len(values) != count:
+                raise ValueError(f"{len(values)} {kind} labels for {count} windows")
+            return np.repeat(np.array([self.label_id(v, vocab, kind) for v in values], np.int64), n)
+        return ids(action, self.actions, "action"), ids(style, self.styles, "style")
+
+    def _noise(self, seed, count: int, n: int) -> np.ndarray:
+        """(count * n, Z, T/8) latent noise for one window position: one generator for the batch
+        (an int or None), or one seed per window, which then gets exactly the noise `sample` would
+        draw for its first window with that seed."""
+        shape = (self.config["z"], self.window // 8)
+        if seed is None or np.ndim(seed) == 0:
+            return np.random.default_rng(seed).standard_normal((count * n,) + shape)
+        if len(seed) != count:
+            raise ValueError(f"{len(seed)} seeds for {count} windows")
+        return np.concatenate([np.random.default_rng(int(s)).standard_normal((n,) + shape) for s in seed])
+
+    @staticmethod
+    def _checked(observed: np.ndarray, mask: np.ndarray, batched: bool) -> tuple[np.ndarray, np.ndarray]:
+        """float32 positions ([B,] L, J, 3) and their full mask, with observed entries finite."""
+        observed = np.asarray(observed, np.float32)
+        if observed.ndim != 3 + batched or observed.shape[-2:] != (len(JOINTS), 3):
+            lead = "windows, " if batched else ""
+            raise ValueError(f"observed must be ({lead}frames, {len(JOINTS)}, 3); got {observed.shape}")
+        mask = np.broadcast_to(full_mask(mask, observed.shape[-3]), observed.shape)
+        if not np.isfinite(observed[mask]).all():
+            raise ValueError("observed positions contain NaN or infinite values")
+        return observed, mask
+
+    @staticmethod
+    def _padded(observed: np.ndarray, mask: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first `total` frames (..., total, J, 3), hidden entries zeroed, padded with hidden frames."""
+        k = min(total, observed.shape[-3])
+        obs = np.zeros(observed.shape[:-3] + (total,) + observed.shape[-2:], np.float32)
+        msk = np.zeros(obs.shape, bool)
+        obs[..., :k, :, :] = np.where(mask[..., :k, :, :], observed[..., :k, :, :], 0.0)
+        msk[..., :k, :, :] = mask[..., :k, :, :]
+        return obs, msk
+
     def sample(self, observed: np.ndarray, mask: np.ndarray, action: str | None = None,
                style: str | None = None, n: int = 1, seed: int | None = None, length: int | None = None,
                progress: Callable[[float], bool] | None = None) -> np.ndarray:
-        observed = np.asarray(observed, np.float32)
-        if observed.ndim != 3 or observed.shape[1:] != (len(JOINTS), 3):
-            raise ValueError(f"observed must be (frames, {len(JOINTS)}, 3); got {observed.shape}")
+        observed, mask = self._checked(observed, mask, batched=False)
         length = int(length or observed.shape[0])
         if length < 1 or n < 1:
             raise ValueError("length and n must be at least 1")
-        mask = np.array(full_mask(mask, observed.shape[0]))
-        if not np.isfinite(observed[mask]).all():
-            raise ValueError("observed positions contain NaN or infinite values")
         T = self.window
         total = max(length, T)
-        obs = np.zeros((total, len(JOINTS), 3), np.float32)
-        msk = np.zeros((total, len(JOINTS), 3), bool)
-        k = min(length, observed.shape[0])
-        obs[:k], msk[:k] = np.where(mask[:k], observed[:k], 0.0), mask[:k]
-        ids = (np.full(n, self.label_id(action, self.actions, "action"), np.int64),
-               np.full(n, self.label_id(style, self.styles, "style"), np.int64))
+        obs, msk = self._padded(observed[:length], mask[:length], total)
+        ids = self._ids(action, style, 1, n)
         rng = np.random.default_rng(seed)
         z_shape = (n, self.config["z"], T // 8)
         out = np.broadcast_to(obs, (n,) + obs.shape).copy()
@@ -172,3 +206,19 @@ class Generator:
                 break
             start = min(start + commit - CONTEXT, total - T)
         return out[:, :length]
+
+    def sample_windows(self, observed: np.ndarray, mask: np.ndarray, action=None, style=None, n: int = 1,
+                       seed=None) -> np.ndarray:
+        """Many independent short windows in one forward (evaluation runs thousands; one `sample`
+        call each was most of its time): observed (B, L, J, 3) with L <= window, mask broadcast to it
+        -> (B, n, L, J, 3), observed entries exact. `action`/`style`: one label or one per window;
+        `seed`: an int, or one per window to match `sample(observed[b], mask[b], n=n, seed=seed[b])`."""
+        observed, mask = self._checked(observed, mask, batched=True)
+        if not 1 <= observed.shape[1] <= self.window or n < 1:
+            raise ValueError(f"windows must be 1 to {self.window} frames and n at least 1; "
+                             f"got {observed.shape[1]} frames, n={n}")
+        B, L = observed.shape[:2]
+        obs, msk = self._padded(observed, mask, self.window)
+        out = self._window(np.repeat(obs, n, 0), np.repeat(msk, n, 0), self._ids(action, style, B, n),
+                           self._noise(seed, B, n))
+        return out.reshape((B, n) + obs.shape[1:])[:, :, :L]
