@@ -69,7 +69,7 @@ def generator(device: str = "auto", override: str = ""):
     if missing:
         raise ModelError(_runtime_message(missing))
     from ..model.checkpoint import CheckpointError
-    from ..model.generator import Generator
+    from ..model.generator import DeviceError, Generator
     path = weights_path(override)
     try:
         key = (path, os.path.getmtime(path), device)
@@ -80,13 +80,12 @@ def generator(device: str = "auto", override: str = ""):
         _limit_threads()
         try:
             _generators[key] = Generator.load(path, device=device, backend="torch")
-        except CheckpointError as exc:
-            raise ModelError(str(exc)) from None
-        except RuntimeError as exc:  # e.g. CUDA requested without a CUDA device
+        except (CheckpointError, DeviceError) as exc:
             raise ModelError(str(exc)) from None
         except Exception as exc:  # anything else a damaged file can raise inside the loader
-            raise ModelError(f"Model weights at {path} could not be loaded ({type(exc).__name__}: {exc}); "
-                             "the file is corrupt or incompatible: reinstall the extension.") from None
+            detail = " ".join(str(exc).split())  # torch's reasons span lines; the status bar shows one
+            raise ModelError(f"Model weights at {path} could not be loaded ({type(exc).__name__}: "
+                             f"{detail[:200]}); the file is corrupt or incompatible: reinstall the extension.") from None
     return _generators[key]
 
 

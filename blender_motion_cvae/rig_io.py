@@ -75,11 +75,13 @@ def check_source(obj, action, curves) -> None:
         raise RigError(f"Action '{action.name}' is linked from another file (read-only): make it local "
                        "first (Object > Relations > Make Local > All), then run this again.")
     for fc in curves:
-        co = curve_frames(fc)
-        bad = ~np.isfinite(co).all(axis=1)
+        points = np.empty((3, len(fc.keyframe_points) * 2))
+        for row, attr in zip(points, ("co", "handle_left", "handle_right")):  # a NaN handle spoils its segment
+            fc.keyframe_points.foreach_get(attr, row)
+        bad = ~np.isfinite(points.reshape(3, -1, 2)).all(axis=(0, 2))
         if bad.any():
             raise RigError(f"Action '{action.name}': F-curve {fc.data_path}[{fc.array_index}] has a NaN or "
-                           f"infinite key (key {int(np.flatnonzero(bad)[0])}); fix or delete it first.")
+                           f"infinite key or handle (key {int(np.flatnonzero(bad)[0])}); fix or delete it first.")
 
 
 def bone_mapping(obj) -> dict[str, str]:
@@ -180,10 +182,30 @@ def _nothing_selected(obj):
         owner.foreach_set("select", saved)
 
 
+_CHANNELS = {"location": 3, "rotation_quaternion": 4, "rotation_euler": 3, "rotation_axis_angle": 4, "scale": 3}
+
+
+@contextmanager
+def _pose_kept(obj):
+    """Reading frames re-evaluates the pose: put back what the animator posed but has not keyed yet,
+    so a refused or cancelled run doesn't throw that work away."""
+    bones = obj.pose.bones
+    saved = {name: np.empty(len(bones) * width) for name, width in _CHANNELS.items()}
+    for name, buf in saved.items():
+        bones.foreach_get(name, buf)
+    try:
+        yield
+    finally:
+        for name, buf in saved.items():
+            bones.foreach_set(name, buf)
+        obj.update_tag()
+
+
 def read_clip(context, obj, rig: retarget.Rig, frames: np.ndarray, keys: dict[str, set[int]],
               observe_until: int | None, action=None, curves=()) -> Clip:
     """The original bone channels on every frame and the evaluated joints on the keyed ones (the
-    depsgraph is the slow part, so it runs only where needed); the current frame is restored."""
+    depsgraph is the slow part, so it runs only where needed); the current frame and the pose the
+    user left there, keyed or not, are restored."""
     scene, bones, n, count = context.scene, obj.pose.bones, len(obj.pose.bones), len(frames)
     observed = np.zeros((count, len(JOINTS)), bool)
     if observe_until is not None:
@@ -205,20 +227,21 @@ def read_clip(context, obj, rig: retarget.Rig, frames: np.ndarray, keys: dict[st
         bones.foreach_get("rotation_euler", eulers[i].ravel())
 
     current, sub = scene.frame_current, scene.frame_subframe
-    try:
-        if static and action is not None:
-            with _nothing_selected(obj):
-                for i, f in enumerate(frames):
-                    obj.pose.apply_pose_from_action(action, evaluation_time=float(f))
+    with _pose_kept(obj):
+        try:
+            if static and action is not None:
+                with _nothing_selected(obj):
+                    for i, f in enumerate(frames):
+                        obj.pose.apply_pose_from_action(action, evaluation_time=float(f))
+                        channels(i)
+            for i in np.flatnonzero(evaluate):
+                scene.frame_set(int(frames[i]))
+                bones.foreach_get("matrix", pose[i])
+                world[i] = np.array(obj.matrix_world)
+                if not static or action is None:
                     channels(i)
-        for i in np.flatnonzero(evaluate):
-            scene.frame_set(int(frames[i]))
-            bones.foreach_get("matrix", pose[i])
-            world[i] = np.array(obj.matrix_world)
-            if not static or action is None:
-                channels(i)
-    finally:
-        scene.frame_set(current, subframe=sub)
+        finally:
+            scene.frame_set(current, subframe=sub)
     if static:
         world[:] = world[0]
         if action is None:  # an unanimated rig holds its pose
@@ -244,6 +267,25 @@ def check_biped(obj, clip: Clip) -> None:
     if np.median(up) < 0.5 and np.median(hands - pos[:, INDEX["pelvis"], 1]) < 0:
         raise RigError(f"'{obj.name}' does not look like a standing biped (its spine is horizontal and its "
                        "front limbs reach the ground): the model only knows human motion.")
+
+
+HEIGHT_LIMITS = (0.3, 5.0)  # metres, feet to head: outside, the units are off, not the character
+
+
+def check_size(obj, clip: Clip, scene) -> None:
+    """A rig built in centimetres read as metres is a 150 m giant (or 1.5 cm, the other way round):
+    the model only knows human sizes, so say which setting to fix instead of filling nonsense."""
+    p = clip.positions[0]  # always evaluated; bone lengths don't change with the pose
+
+    def chain(*names: str) -> float:
+        return sum(float(np.linalg.norm(p[INDEX[a]] - p[INDEX[b]])) for a, b in zip(names, names[1:]))
+    height = chain("head", "neck", "chest", "spine", "pelvis") + 0.5 * (
+        chain("l_thigh", "l_shin", "l_foot") + chain("r_thigh", "r_shin", "r_foot"))
+    if not HEIGHT_LIMITS[0] <= height <= HEIGHT_LIMITS[1]:
+        raise RigError(f"'{obj.name}' is {height:.3g} m from feet to head as this scene measures it (unit scale "
+                       f"{scene.unit_settings.scale_length:g}, object scale {max(obj.matrix_world.to_scale()):.3g}); "
+                       "a human measures about 1.5 m this way. Scale the object, or set Scene > Units > Unit Scale "
+                       "(a rig built in centimetres: Unit Scale 0.01).")
 
 
 def unique_name(base: str, tag: str) -> str:

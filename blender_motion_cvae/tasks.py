@@ -131,6 +131,7 @@ def plan(context, obj, mode: str, opts: Options) -> Plan:
     with evaluating(obj, source, slot):
         clip = rig_io.read_clip(context, obj, rig, frames, keys_by_bone,
                                 None if mode == "generate" else end, source, curves)
+    rig_io.check_size(obj, clip, context.scene)
     rig_io.check_biped(obj, clip)
     observed, mask = clip.model_inputs()
     request = jobs.Request(observed, mask, opts.action_label, opts.style_label, opts.variations, opts.seed,

@@ -31,6 +31,10 @@ class Cancelled(Exception):
     """Raised when a progress callback returns False."""
 
 
+class DeviceError(RuntimeError):
+    """The requested device isn't usable here (a user setting, not a damaged checkpoint)."""
+
+
 class Backend(Protocol):
     device: str
 
@@ -64,7 +68,7 @@ class TorchBackend:
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("CUDA was requested but this PyTorch has no usable CUDA device; choose CPU or Auto.")
+            raise DeviceError("CUDA was requested but this PyTorch has no usable CUDA device; choose CPU or Auto.")
         self.torch, self.device = torch, device
         with _skip_init(torch):
             self.net = CVAE(ModelConfig(**{**config, "spectral_norm": False}))
