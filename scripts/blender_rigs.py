@@ -228,7 +228,10 @@ def _curves(action, slot):
     """The action's F-curves for the slot: channelbag on 4.4+, action.fcurves before."""
     from bpy_extras import anim_utils
     getter = getattr(anim_utils, "action_get_channelbag_for_slot", None)
-    return getter(action, slot).fcurves if getter and slot is not None else action.fcurves
+    if getter and slot is not None:
+        bag = getter(action, slot)
+        return bag.fcurves if bag is not None else []
+    return action.fcurves
 
 
 def thin(action, slot, step: int, first: int):
@@ -242,6 +245,18 @@ def thin(action, slot, step: int, first: int):
         fc.keyframe_points.add(len(keep))
         fc.keyframe_points.foreach_set("co", keep.ravel())
         fc.update()
+
+
+def checksums() -> dict[str, str]:
+    """checksum() of every action in the file, each slot apart (4.4+), keyed by library, name and slot."""
+    import bpy
+    out = {}
+    for action in bpy.data.actions:
+        where = action.library.filepath if action.library else ""
+        slots = list(action.slots) if hasattr(action, "slots") else [None]
+        for slot in slots:
+            out[f"{where}:{action.name}:{slot.identifier if slot else ''}"] = checksum(action, slot)
+    return out
 
 
 def checksum(action, slot) -> str:

@@ -57,3 +57,34 @@ def addon(built_zip, weights):
     import bpy
     bpy.context.preferences.addons[blender_rigs.MODULE].preferences.weights_path = weights
     return package
+
+
+@pytest.fixture(scope="module")
+def walk(addon):
+    """A Mixamo rig walking, one key every 20 frames, in a scene of its own (one per test module)."""
+    import bpy
+    import blender_rigs as rigs
+    from .helpers import activate
+    scene = rigs.new_scene("errors")
+    source = rigs.new_scene("errors_source")
+    clip = rigs.read_positions(addon, rigs.import_bvh(os.path.join(rigs.FIXTURES, "demo_walk.bvh")), np.arange(1, 81))
+    bpy.context.window.scene = scene
+    bpy.data.scenes.remove(source)
+    obj = rigs.build_armature("Walker", "mixamo", connect=True)
+    action = rigs.bake_motion(addon, obj, clip, np.arange(1, 81), "Walk")
+    rigs.thin(action, getattr(obj.animation_data, "action_slot", None), 20, 1)
+    activate(obj)
+    return obj
+
+
+@pytest.fixture
+def variant(walk):
+    """Play a throw-away copy of the walk for one test; the walk comes back afterwards."""
+    import bpy
+    from .helpers import play
+    original = walk.animation_data.action
+    copy = original.copy()
+    play(walk, copy)
+    yield copy
+    play(walk, original)
+    bpy.data.actions.remove(copy)

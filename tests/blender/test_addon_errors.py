@@ -11,51 +11,7 @@ import numpy as np
 import pytest
 
 import blender_rigs as rigs
-from .helpers import activate, run, state
-
-
-@pytest.fixture(scope="module")
-def walk(addon):
-    """A Mixamo rig walking, one key every 20 frames."""
-    rigs.new_scene("errors")
-    source = rigs.new_scene("errors_source")
-    clip = rigs.read_positions(addon, rigs.import_bvh(os.path.join(rigs.FIXTURES, "demo_walk.bvh")), np.arange(1, 81))
-    import bpy
-    bpy.context.window.scene = bpy.data.scenes["errors"]
-    bpy.data.scenes.remove(source)
-    obj = rigs.build_armature("Walker", "mixamo", connect=True)
-    action = rigs.bake_motion(addon, obj, clip, np.arange(1, 81), "Walk")
-    rigs.thin(action, getattr(obj.animation_data, "action_slot", None), 20, 1)
-    activate(obj)
-    return obj
-
-
-def refused(obj, op: str = "fill_gaps", **props) -> str:
-    """Run an operator that must refuse: returns its one message; the scene must not change."""
-    before = state(obj)
-    result, message = run(op, **props)
-    assert result == {"CANCELLED"} and message, "the operator should have refused"
-    assert state(obj) == before
-    assert "Traceback" not in message and message.count("\n") <= 1
-    return message
-
-
-def play(obj, action):
-    (obj.animation_data or obj.animation_data_create()).action = action
-    if hasattr(obj.animation_data, "action_slot") and action is not None:
-        obj.animation_data.action_slot = action.slots[0]
-
-
-@pytest.fixture
-def variant(walk):
-    """Play a throw-away copy of the walk for one test; the walk comes back afterwards."""
-    original = walk.animation_data.action
-    copy = original.copy()
-    play(walk, copy)
-    yield copy
-    import bpy
-    play(walk, original)
-    bpy.data.actions.remove(copy)
+from .helpers import Modal, activate, play, refused, run, state
 
 
 def test_no_active_object(walk):
@@ -251,37 +207,10 @@ def test_invoke_from_a_script_runs_to_the_end(walk):
     play(walk, walk.motion_cvae.last_source)
 
 
-class _Modal:
-    """Drives the operators' modal logic as Blender's event loop would (headless bpy has none)."""
-
-    def __init__(self, addon, obj):
-        import bpy
-        ops, tasks, jobs = (getattr(addon.blender_motion_cvae, m) for m in ("operators", "tasks", "jobs"))
-        op = type("Op", (ops._MotionOperator,), {"bl_label": "Fill Gaps"})()
-        op.reports, op.report = [], lambda kind, text: op.reports.append((kind, text))
-        weights = bpy.context.preferences.addons[rigs.MODULE].preferences.weights_path
-        op._plan = tasks.plan(bpy.context, obj, "fill", tasks.Options(variations=2, weights=weights))
-        op._object, op._timer, op._job = obj.name, None, jobs.Job(op._plan.request)
-        op._job.start()
-        ops._running.append(op._job)
-        self.op, self.running, self.status = op, ops._running, []
-        self.context = SimpleNamespace(window_manager=SimpleNamespace(event_timer_remove=lambda timer: None),
-                                       workspace=SimpleNamespace(status_text_set=self.status.append))
-
-    def until_done(self) -> set[str]:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            result = self.op.modal(self.context, SimpleNamespace(type='TIMER', value='NOTHING'))
-            if result != {'RUNNING_MODAL'}:
-                return result
-            time.sleep(0.02)
-        raise TimeoutError
-
-
 def test_modal_finishes_with_progress_in_the_status_bar(addon, walk):
     import bpy
     before = len(bpy.data.actions)
-    modal = _Modal(addon, walk)
+    modal = Modal(addon, walk)
     assert modal.until_done() == {'FINISHED'}
     assert len(bpy.data.actions) == before + 2 and not modal.running
     assert modal.status[-1] is None and all("Esc to cancel" in s for s in modal.status[:-1])
@@ -290,12 +219,11 @@ def test_modal_finishes_with_progress_in_the_status_bar(addon, walk):
 
 def test_esc_cancels_the_modal_and_writes_nothing(addon, walk):
     before = state(walk)
-    modal = _Modal(addon, walk)
+    modal = Modal(addon, walk)
     assert modal.op.modal(modal.context, SimpleNamespace(type='ESC', value='PRESS')) == {'RUNNING_MODAL'}
     assert modal.until_done() == {'CANCELLED'}
     assert modal.op.reports == [({'WARNING'}, "Cancelled: nothing was changed.")]
     assert state(walk) == before and not modal.running
-
 
 
 def test_undo_restores_the_previous_state(walk):
