@@ -11,6 +11,7 @@ import pytest
 
 from training import evaluate as ev
 from training.dataset import MotionDataset
+from training.masks import inbetween_mask
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -125,16 +126,26 @@ def test_model_entries_filled_exact_on_keys_and_deterministic(clips, tiny_genera
     assert ev.inbetween(tiny, None, tiny_generator, 6)[0]["30"]["model"] != r["inbetween"]["30"]["model"]
 
 
+def test_model_results_do_not_depend_on_batching(clips, tiny_generator, monkeypatch):
+    """One seed per window: batched evaluation gives what window-by-window evaluation gives."""
+    w, _ = ev.windows(clips, 41)
+    mask = inbetween_mask(41, ev.CONTEXT, 30)
+    batched = ev.run_model(tiny_generator, w, mask, 0, 40, n=3)
+    monkeypatch.setattr(ev, "BATCH", 1)
+    np.testing.assert_allclose(ev.run_model(tiny_generator, w, mask, 0, 40, n=3), batched, atol=1e-4)
+    assert batched.shape == (len(w), 3, 41, 21, 3)
+
+
 def test_model_sees_nothing_it_should_not(clips):
     """Every hidden entry reaches the generator as zero, so no method can copy the answer."""
     class Spy:
         actions, styles, window = ["walk"], ["normal"], 128
 
-        def sample(self, observed, mask, n=1, seed=None, **kw):
+        def sample_windows(self, observed, mask, action=None, style=None, n=1, seed=None):
             from model.representation import full_mask
-            full = full_mask(mask, len(observed))
+            full = np.broadcast_to(full_mask(mask, observed.shape[1]), observed.shape)
             assert not np.any(observed[~full])
-            return np.repeat(observed[None], n, 0)
+            return np.repeat(observed[:, None], n, 1)
     r = ev.evaluate(clips[:1], gen=Spy())
     assert r["lift"]["model"]["mpjpe_mm"] > 0  # depth was never given
 

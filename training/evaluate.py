@@ -1,7 +1,7 @@
 """The evaluation contract: every task of the model and its baselines on one set of motion, as JSON.
 
     python -m training.evaluate --data DIR|cache:SPLIT [--checkpoint PATH] [--json OUT] [--seed S]
-                                [--plots DIR] [--fps FPS] [--max-clips N]
+                                [--plots DIR] [--fps FPS] [--max-clips N] [--threads N]
 
 Protocol (LaFAN1-style; windows start every 40 frames of each clip, at 30 fps, positions in metres
 with the clip's floor at y = 0, errors in mm on global joint positions unless said otherwise):
@@ -14,7 +14,8 @@ with the clip's floor at y = 0, errors in mm on global joint positions unless sa
 - diversity: the 30-frame in-betweening windows, 10 model samples each.
 - generate: 64-frame windows of real motion and as many generated from their labels alone, judged
   by training/classifier.py (accuracy; FID against the train split's features).
-Windows and masks are fixed by the protocol; the seed drives the model's sampling. Hidden entries are
+Windows and masks are fixed by the protocol (every mask from training/masks.py, as in training); the
+seed drives the model's sampling, one seed per window whatever the batching. Hidden entries are
 zeroed before the model sees them. A method that can't run (no checkpoint, no dataset cache for the
 retrieval baselines, no rotations for SLERP) reports null; so does a metric that does not apply.
 """
@@ -29,13 +30,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.representation import full_mask
-from model.skeleton import FEET, INDEX, LOWER_BODY, NUM_JOINTS, UPPER_BODY
+from model.skeleton import FEET, INDEX, NUM_JOINTS
 from training import metrics
 from training.baselines import MeanDepth, MeanPose, MotionMatcher, interpolate, slerp_inbetween
 from training.bvh import BVHError, Motion, load_bvh
 from training.cli import run
 from training.dataset import MotionDataset, find_bvh, floor_height, labels_for
+from training.masks import complete_mask, generate_mask, inbetween_mask, lift_mask, predict_mask
 
 CONTEXT, GAPS, STRIDE = 10, (5, 15, 30, 60), 40
 PRED_CONTEXT, HORIZONS = 30, {"400ms": 12, "1000ms": 30}
@@ -43,6 +44,7 @@ LONG = 128
 IMAGE_M = 4.0  # the lifting camera's image spans 4 m x 4 m
 DIVERSITY_GAP, DIVERSITY_SAMPLES = 30, 10
 GEN_LEN = 64
+BATCH = 64  # model rows (windows x samples) per forward
 PELVIS = INDEX["pelvis"]
 MODEL_PATH = os.path.join(os.path.dirname(__file__), "..", "model", "weights", "motion_cvae.safetensors")
 
@@ -104,20 +106,23 @@ def seeds(seed: int, task: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, task]).integers(0, 2**31 - 1, n)
 
 
-def run_model(gen, w: np.ndarray, mask: np.ndarray, seed: int, task: int, n: int = 1) -> np.ndarray | None:
-    """The model on each window: (N, L, J, 3) and one mask for all ((L,), (L, J) or (L, J, 3))
-    -> (N, n, L, J, 3). Hidden entries are zeroed first so nothing leaks. None when there is no model
-    or windows, or the model can't do this task yet (NotImplementedError)."""
+def run_model(gen, w: np.ndarray, mask: np.ndarray, seed: int, task: int, n: int = 1,
+              actions: list | None = None, styles: list | None = None) -> np.ndarray | None:
+    """The model on each window, in batches: (N, L, J, 3), one (L, J, 3) mask for all and optional
+    labels per window -> (N, n, L, J, 3). Hidden entries are zeroed first so nothing leaks. None when
+    there is no model or windows, or the model can't do this task yet (NotImplementedError)."""
     if gen is None or not len(w):
         return None
-    full = full_mask(mask, w.shape[1], w.shape[2])
+    x, s = np.where(mask, w, 0.0).astype(np.float32), seeds(seed, task, len(w))
+    step = max(1, BATCH // n)
+    part = lambda v, i: None if v is None else v[i:i + step]
     try:
-        out = [gen.sample(np.where(full, x, 0.0).astype(np.float32), mask, n=n, seed=int(s))
-               for x, s in zip(w, seeds(seed, task, len(w)))]
+        out = [gen.sample_windows(x[i:i + step], mask, part(actions, i), part(styles, i), n=n, seed=s[i:i + step])
+               for i in range(0, len(w), step)]
     except NotImplementedError as exc:
         print(f"model: task {task} not available ({exc})", file=sys.stderr)
         return None
-    return np.stack(out).astype(np.float64)
+    return np.concatenate(out).astype(np.float64)
 
 
 def _take(p: np.ndarray | None, *index) -> np.ndarray | None:
@@ -143,10 +148,9 @@ def inbetween(clips, matcher, gen, seed, keep: int = 3) -> tuple[dict, dict]:
     out, film = {}, {}
     for task, g in enumerate(GAPS):
         length = CONTEXT + g + 1
-        win, gap = w[:, :length], slice(CONTEXT, CONTEXT + g)
-        frames = np.zeros(length, bool); frames[:CONTEXT] = True; frames[-1] = True
-        preds = {"model": _take(run_model(gen, win, frames, seed, task), slice(None), 0, gap),
-                 "linear": interpolate(win, frames)[:, gap] if idx else None,
+        win, gap, mask = w[:, :length], slice(CONTEXT, CONTEXT + g), inbetween_mask(length, CONTEXT, g)
+        preds = {"model": _take(run_model(gen, win, mask, seed, task), slice(None), 0, gap),
+                 "linear": interpolate(win, mask)[:, gap] if idx else None,
                  "motion_matching": matcher.inbetween(win, CONTEXT - 1, g) if matcher and idx else None,
                  "slerp": np.stack([_slerp(clips[c], s + CONTEXT - 1, s + CONTEXT + g) for c, s in idx])
                  if rot_ok else None}
@@ -177,9 +181,9 @@ def predict(clips, gen, seed) -> dict:
     out = {}
     for task, (name, h) in enumerate(HORIZONS.items(), start=10):
         win, future = w[:, :PRED_CONTEXT + h], slice(PRED_CONTEXT, PRED_CONTEXT + h)
-        frames = np.arange(PRED_CONTEXT + h) < PRED_CONTEXT
-        preds = {"model": _take(run_model(gen, win, frames, seed, task), slice(None), 0),
-                 "zero_velocity": interpolate(win, frames) if idx else None}
+        mask = predict_mask(PRED_CONTEXT + h, PRED_CONTEXT)
+        preds = {"model": _take(run_model(gen, win, mask, seed, task), slice(None), 0),
+                 "zero_velocity": interpolate(win, mask) if idx else None}
         out[name] = {m: {"mpjpe_mm": mm(metrics.mpjpe(p[:, future], win[:, future])) if p is not None else None}
                      for m, p in preds.items()}
     return out
@@ -188,11 +192,11 @@ def predict(clips, gen, seed) -> dict:
 def complete(clips, mean_pose, gen, seed) -> dict:
     w, idx = windows(clips, LONG)
     out = {}
-    for task, (part, hidden) in enumerate((("lower_body", LOWER_BODY), ("upper_body", UPPER_BODY)), start=20):
-        joints = np.ones((LONG, w.shape[2]), bool); joints[:, list(hidden)] = False
-        preds = {"model": _take(run_model(gen, w, joints, seed, task), slice(None), 0),
+    for task, part in enumerate(("lower_body", "upper_body"), start=20):
+        mask = complete_mask(LONG, part)
+        preds = {"model": _take(run_model(gen, w, mask, seed, task), slice(None), 0),
                  "mean_pose": mean_pose.complete(w, part) if mean_pose and idx else None}
-        h = list(hidden)
+        h = ~mask[0].all(-1)  # the hidden joints
         out[part] = {m: {"mpjpe_mm": mm(metrics.mpjpe(p[:, :, h], w[:, :, h])) if p is not None else None}
                      for m, p in preds.items()}
     return out
@@ -219,8 +223,7 @@ def lift(clips, mean_depth, gen, seed) -> dict:
     yz = unproject(project(w), w[:, 0, PELVIS])
     rel = lambda p: (p - p[:, :, PELVIS:PELVIS + 1])[:, :, [j for j in range(w.shape[2]) if j != PELVIS]]
     observed = np.concatenate([np.zeros(yz.shape[:-1] + (1,)), yz], -1)  # depth (x) never observed
-    mask = np.broadcast_to(np.array([False, True, True]), observed.shape[1:])
-    preds = {"model": _take(run_model(gen, observed, mask, seed, 30), slice(None), 0),
+    preds = {"model": _take(run_model(gen, observed, lift_mask(LONG), seed, 30), slice(None), 0),
              "mean_depth": mean_depth.lift(yz) if mean_depth else None}
     return {m: {"mpjpe_mm": mm(metrics.mpjpe(rel(p), rel(w))) if p is not None else None} for m, p in preds.items()}
 
@@ -228,10 +231,11 @@ def lift(clips, mean_depth, gen, seed) -> dict:
 def diversity(clips, gen, seed) -> dict:
     keys = ("apd_mm", "min_of_10_mpjpe_mm", "single_mpjpe_mm", "keyframe_error_mm")
     w, idx = windows(clips, CONTEXT + DIVERSITY_GAP + 1)
-    frames = np.zeros(w.shape[1], bool); frames[:CONTEXT] = True; frames[-1] = True
-    s = run_model(gen, w, frames, seed, 40, n=DIVERSITY_SAMPLES)          # (N, n, L, J, 3)
+    mask = inbetween_mask(w.shape[1], CONTEXT, DIVERSITY_GAP)
+    s = run_model(gen, w, mask, seed, 40, n=DIVERSITY_SAMPLES)            # (N, n, L, J, 3)
     if s is None:
         return {"model": dict.fromkeys(keys)}
+    frames = mask.all((1, 2))                                             # the observed frames
     gap, gt = s[:, :, ~frames], w[:, None, ~frames]
     err = np.linalg.norm(gap - gt, axis=-1).mean((-2, -1))               # (N, n)
     key_err = np.linalg.norm(s[:, :, frames] - w[:, None, frames], axis=-1).max()
@@ -251,13 +255,10 @@ def generate(clips, gen, judge, seed) -> dict:
         return out
     # labels the model doesn't know are left out of its conditioning (generation from nothing)
     asked = [(a if a in gen.actions else None, s if s in gen.styles else None) for a, s in labels]
-    try:
-        fake = [gen.sample(np.zeros(w.shape[1:], np.float32), np.zeros(GEN_LEN, bool), action=a, style=s,
-                           n=1, seed=int(sd))[0] for (a, s), sd in zip(asked, seeds(seed, 50, len(asked)))]
-    except NotImplementedError as exc:
-        print(f"model: generation not available ({exc})", file=sys.stderr)
-        return out
-    out["model"] = _judged(judge, np.stack(fake).astype(np.float64), asked)
+    fake = run_model(gen, np.zeros_like(w), generate_mask(GEN_LEN), seed, 50,
+                     actions=[a for a, _ in asked], styles=[s for _, s in asked])
+    if fake is not None:
+        out["model"] = _judged(judge, fake[:, 0], asked)
     return out
 
 
@@ -334,7 +335,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--plots", help="folder for PNG plots")
     ap.add_argument("--fps", type=float, help="override every file's frame rate")
     ap.add_argument("--max-clips", type=int, help="evaluate this many clips, spread over the sorted list")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: the add-on's policy, half the cores "
+                                                "and at most 4; threads competing for busy cores run many times slower)")
     args = ap.parse_args(argv)
+    import torch
+    torch.set_num_threads(args.threads or max(1, min(4, (os.cpu_count() or 2) // 2)))
     t0 = time.time()
     clips = load_clips(args.data, args.fps, args.max_clips)
     try:
