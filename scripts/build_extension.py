@@ -16,6 +16,13 @@ import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = ("blender_manifest.toml", "__init__.py", "blender_motion_cvae/", "model/")
+WEIGHTS = ("model/weights/motion_cvae.safetensors", "model/weights/motion_cvae.json")
+
+
+def may_ship(name: str) -> bool:
+    """The add-on's code and the generator's weights only: model/weights/ also holds files that
+    must not ship (the evaluation classifier)."""
+    return name in WEIGHTS if name.startswith("model/weights/") else name.startswith(SHIPPED)
 
 
 def blender_ext() -> tuple[str, str]:
@@ -43,12 +50,12 @@ def build(output_dir: str = os.path.join(ROOT, "dist")) -> str:
             raise RuntimeError(f"blender_ext.py {args[0]} failed:\n{done.stdout}{done.stderr}")
     with zipfile.ZipFile(path) as z:
         names = z.namelist()
-    stray = [n for n in names if not n.startswith(SHIPPED)]
+    stray = [n for n in names if not may_ship(n)]
     if stray:
         raise RuntimeError(f"{path} holds files that must not ship: {', '.join(stray[:10])}; "
                            "extend [build] paths_exclude_pattern in blender_manifest.toml")
-    if not any(n.startswith("model/weights/") and n.endswith(".safetensors") for n in names):
-        print(f"warning: {os.path.basename(path)} has no model/weights/*.safetensors: the add-on will "
+    if WEIGHTS[0] not in names:
+        print(f"warning: {os.path.basename(path)} has no {WEIGHTS[0]}: the add-on will "
               "report missing weights", file=sys.stderr)
     return path
 
