@@ -1,0 +1,18 @@
+"""Soak: 100 Fill Gaps in one Blender session (scripts/soak.py) on a small rig, so it takes seconds.
+Run it alone with `pytest -m soak tests/blender`; the numbers are printed (pytest -s)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import soak
+
+
+@pytest.mark.soak
+def test_100_fills_neither_leak_nor_slow_down(addon):
+    obj = soak.small_rig(addon)
+    out = soak.soak(obj, calls=100, warmup=5)
+    print(json.dumps(out))
+    assert out["rss_growth_mb"] <= 50
+    assert out["wall_p25_ratio"] <= 1.5, out
