@@ -52,11 +52,13 @@ def optimizer_arrays(prefix: str, opt: torch.optim.Optimizer) -> dict[str, np.nd
 
 
 def load_optimizer(opt: torch.optim.Optimizer, prefix: str, arrays: dict[str, np.ndarray]) -> None:
+    params = [p for group in opt.param_groups for p in group["params"]]
     state: dict[int, dict] = {}
     for key, v in arrays.items():
         if key.startswith(prefix + "."):
             idx, name = key[len(prefix) + 1:].split(".", 1)
-            state.setdefault(int(idx), {})[name] = torch.from_numpy(v.copy())
+            shape = () if name == "step" else params[int(idx)].shape  # safetensors stores scalars as (1,)
+            state.setdefault(int(idx), {})[name] = torch.from_numpy(v.copy()).reshape(shape)
     sd = opt.state_dict()
     sd["state"] = state
     opt.load_state_dict(sd)
@@ -216,8 +218,17 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
         log_file.close()
         plot_log(log_path)
     if distributed:
+        result["replicas_identical"] = replicas_identical(net, disc)
         dist.destroy_process_group()
     return result
+
+
+def replicas_identical(*modules: torch.nn.Module) -> bool:
+    """DDP keeps every rank's weights equal; check it bit for bit across ranks."""
+    flat = torch.cat([p.detach().reshape(-1).float().cpu() for m in modules for p in m.parameters()])
+    gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, flat.to(next(modules[0].parameters()).device).contiguous())
+    return all(torch.equal(gathered[0].cpu(), g.cpu()) for g in gathered[1:])
 
 
 def save_training(path, net, disc, opt_g, opt_d, stats, meta) -> None:
@@ -245,7 +256,8 @@ def main() -> None:
                      threads=args.threads)
     result = train(cfg, args.data, args.out or os.path.join("runs", cfg.name), args.resume,
                    args.splits.split(","), args.ship, args.device)
-    print(json.dumps(result))
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":
