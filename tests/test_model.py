@@ -113,7 +113,8 @@ def test_forward_shapes_of_both_branches_and_the_discriminator():
 
 
 def test_tiny_config_overfits_one_batch(fixture_cache):
-    """Reconstruction of one fixed batch must fall at least 10x: the model and losses can learn."""
+    """Reconstruction of one fixed batch must fall at least 10x: the model and losses can learn.
+    (Measured about 12x by step 400 on this seed; 500 steps leave a margin.)"""
     from model.representation import Stats
     from training.configs import get_config
     from training.dataset import MotionDataset
@@ -125,12 +126,12 @@ def test_tiny_config_overfits_one_batch(fixture_cache):
     cfg.model = ModelConfig(**{**cfg.model.to_dict(), "n_actions": len(ds.actions) + 1, "n_styles": len(ds.styles) + 1})
     sampler = WindowSampler(ds, "train", 128, seed=0)
     stats: Stats = compute_stats(sampler, 64)
-    b = make_batch(sampler, 8, stats, np.random.default_rng(0))
+    b = make_batch(sampler, 4, stats, np.random.default_rng(0))
     net = CVAE(cfg.model)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     t = {k: torch.from_numpy(getattr(b, k)) for k in ("observed_in", "unobserved_in", "target", "mask", "action", "style")}
     first = None
-    for _ in range(150):
+    for _ in range(500):
         out = net(t["observed_in"], t["unobserved_in"], t["action"], t["style"])
         losses = generator_losses(out, t["target"], t["mask"], None, t["action"], t["style"], cfg, adversarial=False)
         opt.zero_grad()
