@@ -67,7 +67,7 @@ def random_checkpoint(path: str, model: ModelConfig, seed: int = 0) -> str:
     meta = {"config": model.to_dict(), "joints": list(JOINTS), "fps": 30.0, "step": 0,
             "actions": [f"action{i}" for i in range(1, model.n_actions)],
             "styles": [f"style{i}" for i in range(1, model.n_styles)]}
-    export(path, net, stats, meta)
+    export([path], net, stats, meta)
     return path
 
 

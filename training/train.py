@@ -51,6 +51,12 @@ def optimizer_arrays(prefix: str, opt: torch.optim.Optimizer) -> dict[str, np.nd
     return out
 
 
+def load_module(module: torch.nn.Module, prefix: str, arrays: dict[str, np.ndarray]) -> None:
+    """Restore a module saved by `state_arrays` (safetensors stores scalars as shape (1,))."""
+    own = module.state_dict()
+    module.load_state_dict({k: torch.from_numpy(arrays[f"{prefix}.{k}"].copy()).reshape(v.shape) for k, v in own.items()})
+
+
 def load_optimizer(opt: torch.optim.Optimizer, prefix: str, arrays: dict[str, np.ndarray]) -> None:
     params = [p for group in opt.param_groups for p in group["params"]]
     state: dict[int, dict] = {}
@@ -73,10 +79,13 @@ def folded_generator(net: CVAE) -> CVAE:
     return net
 
 
-def export(path: str, net: CVAE, stats: Stats, meta: dict) -> None:
-    """Shipped weights: fp16 folded generator + float32 normalisation statistics."""
+def export(paths: list[str], net: CVAE, stats: Stats, meta: dict, extra_meta: dict | None = None) -> None:
+    """Shipped weights: fp16 folded generator + float32 normalisation statistics, folded once and
+    written to each path (the last of them with `extra_meta`)."""
     tensors = {f"generator.{k}": v.detach().cpu().half().numpy() for k, v in folded_generator(net).state_dict().items()}
-    checkpoint.save(path, {**tensors, **stats.arrays()}, meta)
+    for i, path in enumerate(paths):
+        more = extra_meta if i == len(paths) - 1 and extra_meta else {}
+        checkpoint.save(path, {**tensors, **stats.arrays()}, {**meta, **more})
 
 
 @torch.no_grad()
@@ -152,8 +161,8 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     step, elapsed = 0, 0.0
     if resume and os.path.exists(ckpt_path):
         arrays, meta = checkpoint.load(ckpt_path)
-        net.load_state_dict({k[10:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("generator.")})
-        disc.load_state_dict({k[5:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("disc.")})
+        load_module(net, "generator", arrays)
+        load_module(disc, "disc", arrays)
         load_optimizer(opt_g, "opt_g", arrays); load_optimizer(opt_d, "opt_d", arrays)
         stats, step, elapsed = Stats.from_arrays(arrays), meta["step"], meta.get("elapsed_s", 0.0)
     g_model = DDP(net) if distributed else net
@@ -211,10 +220,10 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     if rank == 0:
         meta = meta_for(cfg, ds, step, {"elapsed_s": time.time() - start, "splits": splits})
         save_training(ckpt_path, net, disc, opt_g, opt_d, stats, meta)
-        export(os.path.join(out_dir, "motion_cvae.safetensors"), net, stats, meta)
-        if ship:
-            export(ship, net, stats, {**meta, "licence": "CC BY-NC 4.0 (trained on the Bandai Namco Research "
-                                      "Motion Dataset, (c) 2022 Bandai Namco Research Inc.) and CMU mocap"})
+        licence = {"licence": "CC BY-NC 4.0 (trained on the Bandai Namco Research Motion Dataset, (c) 2022 "
+                              "Bandai Namco Research Inc.) and CMU mocap (mocap.cs.cmu.edu, NSF EIA-0196217)"}
+        export([os.path.join(out_dir, "motion_cvae.safetensors")] + ([ship] if ship else []), net, stats, meta,
+               licence if ship else None)
         log_file.close()
         plot_log(log_path)
     if distributed:
