@@ -129,7 +129,7 @@ class Clip:
     eulers: np.ndarray      # (F, B, 3) its rotation channel values: new curves stay on their branch
     to_model: np.ndarray    # (F, 4, 4) armature space -> model space (metres, Y up)
     positions: np.ndarray   # (F, 21, 3) canonical joints in model space (keyed frames and the first)
-    observed: np.ndarray    # (F, 21) joints constrained by a key on their bone
+    observed: np.ndarray    # (F, 21) joints constrained by a key on their bone or the bone aiming at them
 
     @property
     def model_length(self) -> int:
@@ -210,7 +210,12 @@ def read_clip(context, obj, rig: retarget.Rig, frames: np.ndarray, keys: dict[st
     observed = np.zeros((count, len(JOINTS)), bool)
     if observe_until is not None:
         for j, b in enumerate(rig.joint_bones):
-            hit = keys.get(rig.names[b], set())
+            hit = set(keys.get(rig.names[b], set()))
+            parent = PARENTS[j]
+            if parent >= 0 and not rig.joint_tails[j]:
+                # A bone's head is placed by the bone that aims at it (its parent joint's), not by its
+                # own rotation: a leaf (head, hand, toe) that carries no keys of its own is pinned there.
+                hit |= keys.get(rig.names[rig.joint_bones[parent]], set())
             observed[:, j] = [int(f) in hit and f <= observe_until for f in frames]
     evaluate = observed.any(1)
     evaluate[0] = True

@@ -172,8 +172,8 @@ def curves(addon, action, obj):
 
 
 def test_partial_body_keys_constrain_their_joints(addon, rigged):
-    """A key on the left arm alone, mid-gap: those joints are observed there, and the new action
-    holds that key's exact values."""
+    """A key on the left arm alone, mid-gap: those joints are observed there (the hand too: the
+    forearm's key places it), and the new action holds that key's exact values."""
     import bpy
     obj = rigged.obj
     io = addon.blender_motion_cvae.rig_io
@@ -193,7 +193,7 @@ def test_partial_body_keys_constrain_their_joints(addon, rigged):
     plan = tasks.plan(bpy.context, obj, "fill", tasks.Options())
     k = int(round((frame - plan.clip.frames[0]) * 30 / plan.clip.fps))
     observed = [skeleton.JOINTS[j] for j in np.flatnonzero(plan.request.mask[k])]
-    assert observed == ["l_upperarm", "l_forearm"]
+    assert observed == ["l_upperarm", "l_forearm", "l_hand"]
     assert run("fill_gaps", seed=1) == ({"FINISHED"}, "")
     result = obj.animation_data.action
     for name in arm:

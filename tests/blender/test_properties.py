@@ -125,14 +125,17 @@ def test_fill_gaps_properties(addon, built, case):
     start, end = case["start"], case["end"]
     digests, names = rigs.checksums(), set(bpy.data.actions.keys())
     try:
-        # The model's inputs: (L, 21, 3) on the 30 fps grid, observing exactly the keyed joints.
+        # The model's inputs: (L, 21, 3) on the 30 fps grid, observing exactly the keyed joints: a key
+        # on a joint's bone, or (joints at a bone's head) on the bone that aims at it, its parent joint's.
         plan = ui.tasks.plan(bpy.context, obj, "fill", ui.tasks.Options(frame_start=start, frame_end=end))
         fps = scene.render.fps / scene.render.fps_base
         length = int(round((end - start) * 30 / fps)) + 1
         assert plan.request.observed.shape == (length, 21, 3) and plan.request.mask.shape == (length, 21)
         assert np.isfinite(plan.request.observed).all()
+        parents = addon.model.skeleton.PARENTS
         for j, b in enumerate(rig.joint_bones):
-            frames = [f for f in keep.get(rig.names[b], ()) if start <= f <= end]
+            by = [b] + ([rig.joint_bones[parents[j]]] if parents[j] >= 0 and not rig.joint_tails[j] else [])
+            frames = [f for k in by for f in keep.get(rig.names[k], ()) if start <= f <= end]
             expected = {min(int(np.rint((f - start) * 30 / fps)), length - 1) for f in frames}
             assert set(np.flatnonzero(plan.request.mask[:, j]).tolist()) == expected
 
