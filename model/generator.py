@@ -135,7 +135,7 @@ class Generator:
     def _window(self, observed: np.ndarray, mask: np.ndarray, ids: tuple[np.ndarray, np.ndarray],
                 noise: np.ndarray) -> np.ndarray:
         """One T-frame window for a batch: (B, T, J, 3) world -> (B, T, J, 3) world."""
-        win = prepare(observed, mask)
+        win = prepare(observed, mask, self.stats)
         inputs = network_input(win.inputs, win.mask, win.prior, self.stats)
         residual = self.backend.run(inputs, ids[0], ids[1], noise)
         return finish(residual_to_features(residual, win.prior, self.stats), win, observed, mask)

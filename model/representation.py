@@ -134,15 +134,35 @@ class Window:
     frame: Frame
 
 
-def prepare(observed: np.ndarray, mask: np.ndarray) -> Window:
-    """World-space observation (B, T, J, 3) + mask -> the network's view of it."""
+def fill_unobserved(canon: np.ndarray, cmask: np.ndarray, stats: "Stats") -> np.ndarray:
+    """Entries never observed in the window start from the training mean, not from the origin on the
+    floor: the pelvis at its mean place and height, other joints at their mean offset from the pelvis."""
+    never = ~cmask.any(axis=-3, keepdims=True)                              # (..., 1, J, 3)
+    # an unseen pelvis is where the seen joints say it is (each minus its mean offset), else its mean
+    seen = (~never).astype(canon.dtype)
+    seen[..., PELVIS, :] = 0.0
+    count = seen.sum(-2)                                                    # (..., 1, 3)
+    estimate = ((canon - stats.feat_mean) * seen).sum(-2) / np.maximum(count, 1.0)
+    estimate = np.where(count > 0, estimate, stats.feat_mean[PELVIS])
+    pelvis = np.where(never[..., PELVIS, :], estimate, canon[..., PELVIS, :])
+    out = np.where(never, pelvis[..., None, :] + stats.feat_mean, canon)
+    out[..., PELVIS, :] = pelvis
+    return out
+
+
+def prepare(observed: np.ndarray, mask: np.ndarray, stats: "Stats | None" = None) -> Window:
+    """World-space observation (B, T, J, 3) + mask -> the network's view of it. With `stats`, the
+    prior of never-observed entries is the training mean (see fill_unobserved)."""
     mask = full_mask(mask, observed.shape[-3], observed.shape[-2])
     mask = np.broadcast_to(mask, observed.shape)
     observed = np.where(mask, observed, 0.0)
     frame = canonical_frame(observed, mask)
     cmask = canonical_mask(mask, frame)
     canon = np.where(cmask, frame.to_canonical(observed), 0.0)
-    prior = to_output_features(interpolate_observed(canon, cmask))
+    filled = interpolate_observed(canon, cmask)
+    if stats is not None:
+        filled = fill_unobserved(filled, cmask, stats)
+    prior = to_output_features(filled)
     return Window(canon.astype(np.float32), cmask, prior.astype(np.float32), frame)
 
 

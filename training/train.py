@@ -96,7 +96,7 @@ def validate(net: CVAE, sampler: WindowSampler, stats: Stats, cfg: TrainConfig, 
     world, _, _ = sampler.windows(cfg.val_windows)
     sampler.rng = rng_state
     mask = np.broadcast_to(inbetween_mask(cfg.model.window, 10, 30, start=40), world.shape)
-    win = prepare(world, mask)
+    win = prepare(world, mask, stats)
     inputs = torch.from_numpy(network_input(win.inputs, win.mask, win.prior, stats)).to(device)
     zeros = torch.zeros(len(world), dtype=torch.long, device=device)
     noise = torch.from_numpy(np.random.default_rng(0).standard_normal(

@@ -62,7 +62,7 @@ def make_batch(sampler: WindowSampler, batch: int, stats: Stats, rng: np.random.
                label_dropout: float = 0.2, weights: dict[str, float] = TASK_WEIGHTS) -> Batch:
     world, action, style = sampler.windows(batch)
     masks, tasks = sample_masks(batch, sampler.T, rng, weights)
-    win = prepare(world, masks)
+    win = prepare(world, masks, stats)
     gt_canon = win.frame.to_canonical(world.astype(np.float64)).astype(np.float32)
     gt_feat = to_output_features(gt_canon)
     target = ((gt_feat - win.prior) / stats.res_std).reshape(batch, sampler.T, -1).transpose(0, 2, 1)
