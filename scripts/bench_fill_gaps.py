@@ -34,10 +34,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--weights", default="", help="checkpoint to use instead of the shipped weights")
     args = ap.parse_args()
-    addon = rigs.session()
+    addon = rigs.session(weights=args.weights)
     import bpy
-    if args.weights:
-        bpy.context.preferences.addons[rigs.MODULE].preferences.weights_path = os.path.abspath(args.weights)
     positions = clip_240(addon)
     rigs.new_scene("bench")
     obj = rigs.build_armature("Bench", "mixamo", fingers=True, face=True, extra_spine=True, root=True,

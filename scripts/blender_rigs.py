@@ -39,9 +39,10 @@ NAMINGS = {
 }
 
 
-def session(zip_path: str | None = None):
-    """Import bpy with private user resources, install the built zip like a user; returns the add-on
-    package (bl_ext.user_default.motion_cvae)."""
+def session(zip_path: str | None = None, weights: str = ""):
+    """Import bpy with private user resources, install the built zip like a user, point it at
+    `weights` when given (else the shipped ones); returns the add-on package
+    (bl_ext.user_default.motion_cvae)."""
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="motion_cvae_user_"))
     import bpy
     import addon_utils
@@ -55,6 +56,8 @@ def session(zip_path: str | None = None):
             raise RuntimeError(f"installing {zip_path} did not load {MODULE}")
     addon_utils.enable(MODULE, default_set=True)
     addon_utils.enable("io_anim_bvh", default_set=True)
+    if weights:
+        bpy.context.preferences.addons[MODULE].preferences.weights_path = os.path.abspath(weights)
     return importlib.import_module(MODULE)
 
 

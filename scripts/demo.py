@@ -67,11 +67,9 @@ def main() -> None:
     ap.add_argument("--weights", default="", help="checkpoint to use instead of the shipped weights")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    addon = rigs.session()
+    addon = rigs.session(weights=args.weights)
     import bpy
     import filmstrip
-    if args.weights:
-        bpy.context.preferences.addons[rigs.MODULE].preferences.weights_path = os.path.abspath(args.weights)
 
     rigs.new_scene("Bandai")
     bandai = rigs.import_bvh(os.path.join(rigs.FIXTURES, "demo_walk.bvh"))

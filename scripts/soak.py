@@ -89,10 +89,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--weights", default="", help="checkpoint to use instead of the shipped weights")
     args = ap.parse_args()
-    addon = rigs.session()
+    addon = rigs.session(weights=args.weights)
     import bpy
-    if args.weights:
-        bpy.context.preferences.addons[rigs.MODULE].preferences.weights_path = os.path.abspath(args.weights)
     obj = small_rig(addon)
     out = soak(obj, args.calls, args.warmup)
     print(json.dumps({"soak": "fill_gaps", "blender": bpy.app.version_string, "bones": len(obj.data.bones),
