@@ -15,8 +15,8 @@ class TrainConfig:
     max_minutes: float = 90.0
     lr: float = 1e-4
     betas: tuple[float, float] = (0.0, 0.99)
-    lambda_rec: float = 20.0     # reconstruction (both scales of the reconstructive branch)
-    lambda_kl: float = 1.0       # KL(q || p) per latent entry, summed over channels
+    lambda_rec: float = 20.0     # reconstruction: the reconstructive branch, all entries, 4 scales
+    lambda_kl: float = 1.0       # KL(q || p), summed over latent channels, mean over batch and time
     lambda_app: float = 20.0     # appearance match: the generative branch on the observed entries, 4 scales
     lambda_gen: float = 5.0      # generative branch L1 to ground truth on the hidden entries
     lambda_adv: float = 1.0
