@@ -18,7 +18,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from . import checkpoint
-from .representation import Stats, finish, full_mask, network_input, prepare, residual_to_features
+from .representation import Stats, Window, finish, full_mask, network_input, prepare, residual_to_features
 from .skeleton import JOINTS
 
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "motion_cvae.safetensors")
@@ -87,6 +87,15 @@ class TorchBackend:
         return out.float().cpu().numpy()
 
 
+def sample_window(run: Callable[..., np.ndarray], observed: np.ndarray, mask: np.ndarray, stats: Stats,
+                  ids: tuple[np.ndarray, np.ndarray], noise: np.ndarray) -> tuple[np.ndarray, Window]:
+    """World window (B, T, J, 3) + mask -> world output through `run` (a Backend's run, or training's
+    network during validation), and the prepared Window (its prior is the linear baseline)."""
+    win = prepare(observed, mask, stats)
+    residual = run(network_input(win.inputs, win.mask, win.prior, stats), ids[0], ids[1], noise)
+    return finish(residual_to_features(residual, win.prior, stats), win, observed, mask), win
+
+
 def torch_available() -> bool:
     try:
         import torch  # noqa: F401
@@ -135,10 +144,7 @@ class Generator:
     def _window(self, observed: np.ndarray, mask: np.ndarray, ids: tuple[np.ndarray, np.ndarray],
                 noise: np.ndarray) -> np.ndarray:
         """One T-frame window for a batch: (B, T, J, 3) world -> (B, T, J, 3) world."""
-        win = prepare(observed, mask, self.stats)
-        inputs = network_input(win.inputs, win.mask, win.prior, self.stats)
-        residual = self.backend.run(inputs, ids[0], ids[1], noise)
-        return finish(residual_to_features(residual, win.prior, self.stats), win, observed, mask)
+        return sample_window(self.backend.run, observed, mask, self.stats, ids, noise)[0]
 
     def _ids(self, action, style, count: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Label ids for `count` windows x `n` variations; a label is one value or one per window."""

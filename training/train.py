@@ -23,9 +23,9 @@ from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from model import checkpoint
-from model.generator import DEFAULT_WEIGHTS
+from model.generator import DEFAULT_WEIGHTS, sample_window
 from model.network import CVAE, Discriminator, ModelConfig
-from model.representation import Stats, finish, prepare, residual_to_features, network_input
+from model.representation import Stats, finish
 from model.skeleton import JOINTS
 from training.configs import TrainConfig, get_config
 from training.dataset import DEFAULT_CACHE, MotionDataset
@@ -96,15 +96,16 @@ def validate(net: CVAE, sampler: WindowSampler, stats: Stats, cfg: TrainConfig, 
     world, _, _ = sampler.windows(cfg.val_windows)
     sampler.rng = rng_state
     mask = np.broadcast_to(inbetween_mask(cfg.model.window, 10, 30, start=40), world.shape)
-    win = prepare(world, mask, stats)
-    inputs = torch.from_numpy(network_input(win.inputs, win.mask, win.prior, stats)).to(device)
-    zeros = torch.zeros(len(world), dtype=torch.long, device=device)
-    noise = torch.from_numpy(np.random.default_rng(0).standard_normal(
-        (len(world), cfg.model.z, cfg.model.window // 8)).astype(np.float32)).to(device)
+    zeros = np.zeros(len(world), np.int64)
+    noise = np.random.default_rng(0).standard_normal((len(world), cfg.model.z, cfg.model.window // 8))
+
+    def run(inputs, action, style, z):
+        t = lambda a: torch.from_numpy(np.asarray(a)).to(device)
+        return net.sample(t(inputs), t(action), t(style), t(z.astype(np.float32))).float().cpu().numpy()
+
     net.eval()
-    residual = net.sample(inputs, zeros, zeros, noise).float().cpu().numpy()
+    out, win = sample_window(run, world, mask, stats, (zeros, zeros), noise)
     net.train()
-    out = finish(residual_to_features(residual, win.prior, stats), win, world, mask)
     linear = finish(win.prior, win, world, mask)
     gap = slice(50, 80)
     err = lambda x: float(np.linalg.norm(x[:, gap] - world[:, gap], axis=-1).mean() * 1000)
