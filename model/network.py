@@ -38,11 +38,11 @@ class ModelConfig:
         return asdict(self)
 
 
-def conv(cfg: ModelConfig, cin: int, cout: int, k: int = 3) -> nn.Module:
+def conv(cfg: ModelConfig, cin: int, cout: int, k: int = 3, normalised: bool = True) -> nn.Module:
     layer = nn.Conv1d(cin, cout, k, padding=k // 2, padding_mode="replicate" if k > 1 else "zeros")
     nn.init.orthogonal_(layer.weight)
     nn.init.zeros_(layer.bias)
-    return spectral_norm(layer) if cfg.spectral_norm else layer
+    return spectral_norm(layer) if cfg.spectral_norm and normalised else layer
 
 
 def act(x: torch.Tensor) -> torch.Tensor:
@@ -143,10 +143,11 @@ class Decoder(nn.Module):
                                     conv(cfg, cfg.c1 + 3 * c, cfg.c1)])
         self.self_attn = Attention(cfg, cfg.c2)
         self.cross_attn = Attention(cfg, cfg.c2)
-        self.outs = nn.ModuleList([conv(cfg, ch, c) for ch in (cfg.c2, cfg.c2, cfg.c1, cfg.c1)])
-        for o in self.outs:  # start as the interpolation prior: residual zero
-            w = o.parametrizations.weight.original if cfg.spectral_norm else o.weight
-            nn.init.normal_(w, std=1e-3)
+        # Output convs without spectral norm (which would pin their gain at 1 whatever the init), so
+        # the decoder starts as the interpolation prior: residual ~0, errors no larger than linear's.
+        self.outs = nn.ModuleList([conv(cfg, ch, c, normalised=False) for ch in (cfg.c2, cfg.c2, cfg.c1, cfg.c1)])
+        for o in self.outs:
+            nn.init.normal_(o.weight, std=1e-3)
 
     def forward(self, z: torch.Tensor, feats: list[torch.Tensor], cond: torch.Tensor) -> list[torch.Tensor]:
         x, f64, f32, f16 = feats

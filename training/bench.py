@@ -226,6 +226,8 @@ def train_samples_per_s(device: str, data: Data, steps: int = 3) -> float:
                 ids, ids)
 
     net, disc = CVAE(model).to(device), Discriminator(model).to(device)
+    res_std = (to(stats.res_std.reshape(-1).copy()) if data.ds is not None
+               else torch.full((model.channels,), 0.05, device=device))
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
     autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
@@ -240,7 +242,7 @@ def train_samples_per_s(device: str, data: Data, steps: int = 3) -> float:
         d_losses["d_total"].backward()
         opt_d.step()
         with autocast():
-            g_losses = generator_losses(out, target, mask, judge, action, style, cfg, True)
+            g_losses = generator_losses(out, target, mask, res_std, judge, action, style, cfg, True)
         opt_g.zero_grad(set_to_none=True)
         g_losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)

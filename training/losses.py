@@ -6,6 +6,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from model.skeleton import INDEX
+
+assert INDEX["pelvis"] == 0, "position_error assumes the pelvis trajectory is channel group 0"
+
 
 def pyramid(x: torch.Tensor, levels: int = 4) -> list[torch.Tensor]:
     """[T/8, T/4, T/2, T] average-pooled copies of (B, C, T), matching the decoder's outputs."""
@@ -16,6 +20,42 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) ->
     return ((pred - target).abs() * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def window_l1(error: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean |error| over each window's weighted entries, then over windows: every window counts the
+    same whatever its task (generation hides 128 frames, a short gap a few)."""
+    dims = tuple(range(1, error.dim()))
+    per_window = (error.abs() * weight).sum(dims) / weight.sum(dims).clamp_min(1.0)
+    return per_window[weight.sum(dims) > 0].sum() / error.shape[0]
+
+
+def position_error(residual_diff: torch.Tensor, res_std: torch.Tensor) -> torch.Tensor:
+    """A difference of normalised residuals (B, C, T) -> the per-entry error of global joint
+    positions in cm, which is what evaluation measures. The output channels are root-relative joints
+    plus the pelvis trajectory (group 0), so a pelvis error moves every joint; in normalised units
+    the trajectory (scale: metres) would weigh ~100x less than a joint's offset from the pelvis."""
+    b, c, t = residual_diff.shape
+    d = (residual_diff * res_std.reshape(1, c, 1)).reshape(b, c // 3, 3, t)
+    pelvis = d[:, :1]
+    return torch.cat([pelvis, d[:, 1:] + pelvis], 1).reshape(b, c, t) * 100.0
+
+
+def between_keys(mask: torch.Tensor) -> torch.Tensor:
+    """(B, C, T) float mask -> 1 where an entry is hidden but observed both before and after it."""
+    before = torch.cummax(mask, -1).values
+    after = torch.cummax(mask.flip(-1), -1).values.flip(-1)
+    return (1 - mask) * before * after
+
+
+def hidden_position_loss(residual: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                         res_std: torch.Tensor, outside_weight: float = 0.5) -> torch.Tensor:
+    """Global-position L1 (cm) on the hidden entries, in-between entries and extrapolated ones
+    (before the first / after the last observation) averaged apart: extrapolation errors are several
+    times larger and would otherwise drown the in-betweening signal."""
+    error = position_error(residual - target, res_std)
+    inside = between_keys(mask)
+    return window_l1(error, inside) + outside_weight * window_l1(error, 1 - mask - inside)
+
+
 def kl_divergence(q: tuple[torch.Tensor, torch.Tensor], p: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """KL(q || p) of diagonal Gaussians, summed over latent channels, averaged over batch and time."""
     (mq, sq), (mp, sp) = q, p
@@ -23,16 +63,19 @@ def kl_divergence(q: tuple[torch.Tensor, torch.Tensor], p: tuple[torch.Tensor, t
     return kl.sum(1).mean()
 
 
-def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, judge, action, style, cfg,
-                     adversarial: bool) -> dict[str, torch.Tensor]:
-    """`judge(residual, action, style)` is the discriminator applied to a (B, C, T) output."""
+def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, res_std: torch.Tensor, judge, action,
+                     style, cfg, adversarial: bool) -> dict[str, torch.Tensor]:
+    """`judge(residual, action, style)` is the discriminator applied to a (B, C, T) output;
+    `res_std` (C,) turns normalised residuals into metres (see position_error)."""
     targets, masks = pyramid(target), pyramid(mask)
     rec = sum((o - t).abs().mean() for o, t in zip(out["rec"], targets))
+    pos = hidden_position_loss(out["rec"][-1], target, mask, res_std)
     app = sum(masked_l1(o, t, m) for o, t, m in zip(out["gen"], targets, masks))
-    gen = masked_l1(out["gen"][-1], target, 1 - mask)
+    gen = hidden_position_loss(out["gen"][-1], target, mask, res_std)
     kl = kl_divergence(out["posterior"], out["prior"])
-    losses = {"rec": rec, "kl": kl, "app": app, "gen": gen}
-    total = cfg.lambda_rec * rec + cfg.lambda_kl * kl + cfg.lambda_app * app + cfg.lambda_gen * gen
+    losses = {"rec": rec, "pos": pos, "kl": kl, "app": app, "gen": gen}
+    total = (cfg.lambda_rec * rec + cfg.lambda_pos * pos + cfg.lambda_kl * kl + cfg.lambda_app * app
+             + cfg.lambda_gen * gen)
     if adversarial:
         score, action_logits, style_logits = judge(out["gen"][-1], action, style)
         losses["adv"] = ((score - 1) ** 2).mean()

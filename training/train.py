@@ -123,7 +123,7 @@ def plot_log(log_path: str) -> None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     steps = [int(r["step"]) for r in rows]
-    for key in ("rec", "app", "gen", "kl", "adv", "d_adv"):
+    for key in ("rec", "pos", "app", "gen", "kl", "adv", "d_adv"):
         vals = [float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows]
         axes[0].plot(steps, vals, label=key)
     axes[0].set_yscale("log"); axes[0].set_xlabel("step"); axes[0].legend(); axes[0].set_title("training losses")
@@ -170,8 +170,9 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     d_model = DDP(disc) if distributed else disc
     rng = np.random.default_rng(cfg.seed * 1000 + rank + step)
     to = lambda a: torch.from_numpy(a).to(device)
+    res_std = to(stats.res_std.reshape(-1).copy())
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda"))
-    fields = ["step", "time_s", "samples_per_s", "rec", "kl", "app", "gen", "adv", "cls", "d_adv", "d_cls",
+    fields = ["step", "time_s", "samples_per_s", "rec", "pos", "kl", "app", "gen", "adv", "cls", "d_adv", "d_cls",
               "val_inbetween30_mm", "val_linear30_mm", "val_ratio30"]
     new_log = not (resume and os.path.exists(log_path))
     log_file = open(log_path, "w" if new_log else "a", newline="") if rank == 0 else None
@@ -197,7 +198,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
             d_losses["d_total"].backward()
             opt_d.step()
         with autocast:
-            g_losses = generator_losses(out, target, mask, judge, action, style, cfg, adversarial)
+            g_losses = generator_losses(out, target, mask, res_std, judge, action, style, cfg, adversarial)
         opt_g.zero_grad(set_to_none=True)
         g_losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
