@@ -4,7 +4,8 @@ Every task is mixed through training/masks.py. One discriminator step, then one 
 Adam(lr 1e-4, betas (0, 0.99)). Checkpoints are safetensors + JSON (resumable with --resume), the log
 is CSV with a loss plot beside it, and `--ship` exports the fp16, spectral-norm-folded generator to
 model/weights/. Multi-process: `torchrun --nproc_per_node N -m training.train ...` (NCCL on GPUs,
-gloo on CPU) trains with DistributedDataParallel.
+gloo on CPU) trains with DistributedDataParallel; the shipped cpu weights came from two 1-thread
+processes on a 2-core CPU (`torchrun --standalone --nproc_per_node 2 -m training.train --config cpu`).
 """
 from __future__ import annotations
 
