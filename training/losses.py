@@ -6,9 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from model.skeleton import INDEX
-
-assert INDEX["pelvis"] == 0, "position_error assumes the pelvis trajectory is channel group 0"
+from model.representation import from_output_features
 
 
 def pyramid(x: torch.Tensor, levels: int = 4) -> list[torch.Tensor]:
@@ -24,19 +22,17 @@ def window_l1(error: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Mean |error| over each window's weighted entries, then over windows: every window counts the
     same whatever its task (generation hides 128 frames, a short gap a few)."""
     dims = tuple(range(1, error.dim()))
-    per_window = (error.abs() * weight).sum(dims) / weight.sum(dims).clamp_min(1.0)
-    return per_window[weight.sum(dims) > 0].sum() / error.shape[0]
+    return ((error.abs() * weight).sum(dims) / weight.sum(dims).clamp_min(1.0)).mean()
 
 
 def position_error(residual_diff: torch.Tensor, res_std: torch.Tensor) -> torch.Tensor:
     """A difference of normalised residuals (B, C, T) -> the per-entry error of global joint
     positions in cm, which is what evaluation measures. The output channels are root-relative joints
-    plus the pelvis trajectory (group 0), so a pelvis error moves every joint; in normalised units
-    the trajectory (scale: metres) would weigh ~100x less than a joint's offset from the pelvis."""
+    plus the pelvis trajectory, so a pelvis error moves every joint; in normalised units the
+    trajectory (scale: metres) would weigh ~100x less than a joint's offset from the pelvis."""
     b, c, t = residual_diff.shape
-    d = (residual_diff * res_std.reshape(1, c, 1)).reshape(b, c // 3, 3, t)
-    pelvis = d[:, :1]
-    return torch.cat([pelvis, d[:, 1:] + pelvis], 1).reshape(b, c, t) * 100.0
+    feat = (residual_diff * res_std.reshape(1, c, 1)).transpose(1, 2).reshape(b, t, c // 3, 3)
+    return from_output_features(feat).reshape(b, t, c).transpose(1, 2) * 100.0
 
 
 def between_keys(mask: torch.Tensor) -> torch.Tensor:
