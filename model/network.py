@@ -29,6 +29,7 @@ class ModelConfig:
     n_styles: int = 1
     label_dim: int = 32
     spectral_norm: bool = True
+    prior_fill: str = "linear"   # how the prior the network refines is filled (representation.FILLS)
 
     @property
     def channels(self) -> int:
@@ -198,19 +199,21 @@ class CVAE(nn.Module):
         return self.decoder(mu + sigma * noise, feats, self.labels(action, style))[-1]
 
     def forward(self, observed: torch.Tensor, unobserved: torch.Tensor, action: torch.Tensor,
-                style: torch.Tensor) -> dict[str, object]:
+                style: torch.Tensor, gen_samples: int = 1) -> dict[str, object]:
         """Training: both branches. The reconstructive branch decodes z ~ q(z | X_u); the generative
-        branch decodes z ~ p(z | X_i). The decoder runs once on both (batch-concatenated)."""
-        b = observed.shape[0]
+        branch decodes `gen_samples` draws z ~ p(z | X_i) per window ("gen" holds them sample-major:
+        row k * B + i is window i's draw k). The decoder runs once on all (batch-concatenated)."""
+        b, k = observed.shape[0], gen_samples
         feats_both = self.encoder(torch.cat([observed, unobserved], 0))
         feats = [f[:b] for f in feats_both]
         p_mu, p_sigma = self.prior(feats[-1])
         q_mu, q_sigma = self.posterior(feats_both[-1][b:])
         z_q = q_mu + q_sigma * torch.randn_like(q_mu)
-        z_p = p_mu + p_sigma * torch.randn_like(p_mu)
+        z_p = p_mu.repeat(k, 1, 1) + p_sigma.repeat(k, 1, 1) * torch.randn((k * b,) + p_mu.shape[1:],
+                                                                           device=p_mu.device, dtype=p_mu.dtype)
         cond = self.labels(action, style)
-        outs = self.decoder(torch.cat([z_q, z_p], 0), [torch.cat([f, f], 0) for f in feats],
-                            torch.cat([cond, cond], 0))
+        outs = self.decoder(torch.cat([z_q, z_p], 0), [f.repeat(k + 1, 1, 1) for f in feats],
+                            cond.repeat(k + 1, 1))
         return {"rec": [o[:b] for o in outs], "gen": [o[b:] for o in outs],
                 "prior": (p_mu, p_sigma), "posterior": (q_mu, q_sigma)}
 

@@ -108,10 +108,11 @@ def parity_max_abs(tensors: dict[str, np.ndarray], config: dict, world: np.ndarr
     """Largest |torch - numpy| of the network output over one random mask batch per task, with
     random labels and noise."""
     torch_backend, numpy_backend = TorchBackend(tensors, config, "cpu"), NumpyBackend(tensors, config)
-    stats, rng, b, T = Stats.from_arrays(tensors), np.random.default_rng(seed), len(world), config["window"]
+    stats = Stats.from_arrays(tensors, config.get("prior_fill", "linear"))
+    rng, b, T = np.random.default_rng(seed), len(world), config["window"]
     worst = 0.0
     for task in TASK_WEIGHTS:
-        win = prepare(world, np.stack([sample_mask(task, T, rng) for _ in range(b)]))
+        win = prepare(world, np.stack([sample_mask(task, T, rng) for _ in range(b)]), stats)
         args = (network_input(win.inputs, win.mask, win.prior, stats), rng.integers(0, config["n_actions"], b),
                 rng.integers(0, config["n_styles"], b), rng.standard_normal((b, config["z"], T // 8)))
         worst = max(worst, float(np.abs(torch_backend.run(*args) - numpy_backend.run(*args)).max()))
@@ -212,7 +213,7 @@ def train_samples_per_s(device: str, data: Data, steps: int = 3) -> float:
         model = ModelConfig(**{**model.to_dict(), "n_actions": len(data.ds.actions) + 1,
                                "n_styles": len(data.ds.styles) + 1})
         sampler = WindowSampler(data.ds, "train", model.window, seed=0)
-        stats, rng = compute_stats(sampler, windows=256), np.random.default_rng(0)
+        stats, rng = compute_stats(sampler, windows=256, fill=model.prior_fill), np.random.default_rng(0)
     to = lambda a: torch.from_numpy(a).to(device)
 
     def next_batch():
@@ -236,8 +237,8 @@ def train_samples_per_s(device: str, data: Data, steps: int = 3) -> float:
         obs, unobs, target, mask, action, style = next_batch()
         judge = lambda res, a, s: disc(torch.cat([res, obs[:, -target.shape[1]:]], 1), a, s)
         with autocast():
-            out = net(obs, unobs, action, style)
-            d_losses = discriminator_loss(judge, target, out["gen"][-1].float(), action, style)
+            out = net(obs, unobs, action, style, cfg.gen_samples)
+            d_losses = discriminator_loss(judge, target, out["gen"][-1][:len(target)].float(), action, style)
         opt_d.zero_grad(set_to_none=True)
         d_losses["d_total"].backward()
         opt_d.step()

@@ -19,10 +19,10 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) ->
 
 
 def window_l1(error: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean |error| over each window's weighted entries, then over windows: every window counts the
-    same whatever its task (generation hides 128 frames, a short gap a few)."""
+    """(B,) mean |error| over each window's weighted entries: averaged over windows afterwards, every
+    window counts the same whatever its task (generation hides 128 frames, a short gap a few)."""
     dims = tuple(range(1, error.dim()))
-    return ((error.abs() * weight).sum(dims) / weight.sum(dims).clamp_min(1.0)).mean()
+    return (error.abs() * weight).sum(dims) / weight.sum(dims).clamp_min(1.0)
 
 
 def position_error(residual_diff: torch.Tensor, res_std: torch.Tensor) -> torch.Tensor:
@@ -46,7 +46,7 @@ def hidden_position_loss(residual: torch.Tensor, target: torch.Tensor, mask: tor
                          res_std: torch.Tensor, outside_weight: float = 0.5) -> torch.Tensor:
     """Global-position L1 (cm) on the hidden entries, in-between entries and extrapolated ones
     (before the first / after the last observation) averaged apart: extrapolation errors are several
-    times larger and would otherwise drown the in-betweening signal."""
+    times larger and would otherwise drown the in-betweening signal. Returns (B,), one per window."""
     error = position_error(residual - target, res_std)
     inside = between_keys(mask)
     return window_l1(error, inside) + outside_weight * window_l1(error, 1 - mask - inside)
@@ -62,18 +62,24 @@ def kl_divergence(q: tuple[torch.Tensor, torch.Tensor], p: tuple[torch.Tensor, t
 def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, res_std: torch.Tensor, judge, action,
                      style, cfg, adversarial: bool) -> dict[str, torch.Tensor]:
     """`judge(residual, action, style)` is the discriminator applied to a (B, C, T) output;
-    `res_std` (C,) turns normalised residuals into metres (see position_error)."""
+    `res_std` (C,) turns normalised residuals into metres (see position_error). With several prior
+    draws per window, `gen` scores only each window's best draw (the variety loss): a single draw is
+    not pulled to the mean of the plausible motions, so the prior keeps them apart (diversity)."""
+    b = target.shape[0]
+    draws = out["gen"][-1].shape[0] // b
     targets, masks = pyramid(target), pyramid(mask)
     rec = sum((o - t).abs().mean() for o, t in zip(out["rec"], targets))
-    pos = hidden_position_loss(out["rec"][-1], target, mask, res_std)
-    app = sum(masked_l1(o, t, m) for o, t, m in zip(out["gen"], targets, masks))
-    gen = hidden_position_loss(out["gen"][-1], target, mask, res_std)
+    pos = hidden_position_loss(out["rec"][-1], target, mask, res_std).mean()
+    app = sum(masked_l1(o, t.repeat(draws, 1, 1), m.repeat(draws, 1, 1))
+              for o, t, m in zip(out["gen"], targets, masks))
+    gen = hidden_position_loss(out["gen"][-1], target.repeat(draws, 1, 1), mask.repeat(draws, 1, 1), res_std)
+    gen = gen.reshape(draws, b).min(0).values.mean()
     kl = kl_divergence(out["posterior"], out["prior"])
     losses = {"rec": rec, "pos": pos, "kl": kl, "app": app, "gen": gen}
     total = (cfg.lambda_rec * rec + cfg.lambda_pos * pos + cfg.lambda_kl * kl + cfg.lambda_app * app
              + cfg.lambda_gen * gen)
     if adversarial:
-        score, action_logits, style_logits = judge(out["gen"][-1], action, style)
+        score, action_logits, style_logits = judge(out["gen"][-1][:b], action, style)
         losses["adv"] = ((score - 1) ** 2).mean()
         cls = classification(action_logits, style_logits, action, style)
         losses["cls"] = cls

@@ -13,8 +13,8 @@ J = NUM_JOINTS
 BODY_PARTS = {"upper_body": UPPER_BODY, "lower_body": LOWER_BODY, **LIMBS}
 # The training mixture: in-betweening at every density dominates, as in the product.
 TASK_WEIGHTS = {
-    "inbetween": 0.30, "lafan": 0.15, "predict": 0.12, "gaps": 0.08, "random_frames": 0.08,
-    "centre_gap": 0.04, "partial_body": 0.10, "lift": 0.05, "generate": 0.08,
+    "inbetween": 0.27, "lafan": 0.15, "predict": 0.11, "gaps": 0.08, "random_frames": 0.07,
+    "centre_gap": 0.04, "partial_body": 0.10, "lift": 0.08, "generate": 0.10,
 }
 
 

@@ -154,7 +154,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     sampler = WindowSampler(ds, splits, cfg.model.window, seed=cfg.seed + rank)
     # validation on motion kept out of training; a dataset without a held-out part validates on its own
     val_sampler = WindowSampler(ds, "val_heldout" if ds.clips("val_heldout") else splits, cfg.model.window, seed=99)
-    stats = compute_stats(WindowSampler(ds, splits, cfg.model.window, seed=7))
+    stats = compute_stats(WindowSampler(ds, splits, cfg.model.window, seed=7), fill=cfg.model.prior_fill)
     net, disc = CVAE(cfg.model).to(device), Discriminator(cfg.model).to(device)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -166,7 +166,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
         load_module(net, "generator", arrays)
         load_module(disc, "disc", arrays)
         load_optimizer(opt_g, "opt_g", arrays); load_optimizer(opt_d, "opt_d", arrays)
-        stats, step, elapsed = Stats.from_arrays(arrays), meta["step"], meta.get("elapsed_s", 0.0)
+        stats, step, elapsed = Stats.from_arrays(arrays, cfg.model.prior_fill), meta["step"], meta.get("elapsed_s", 0.0)
     g_model = DDP(net) if distributed else net
     d_model = DDP(disc) if distributed else disc
     rng = np.random.default_rng(cfg.seed * 1000 + rank + step)
@@ -191,10 +191,10 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
         judge = lambda res, a, s: d_model(torch.cat([res, prior_n], 1), a, s)
         adversarial = step >= cfg.adv_start
         with autocast:
-            out = g_model(obs_in, unobs_in, action, style)
+            out = g_model(obs_in, unobs_in, action, style, cfg.gen_samples)
         if adversarial:
             with autocast:
-                d_losses = discriminator_loss(judge, target, out["gen"][-1].float(), action, style)
+                d_losses = discriminator_loss(judge, target, out["gen"][-1][:len(target)].float(), action, style)
             opt_d.zero_grad(set_to_none=True)
             d_losses["d_total"].backward()
             opt_d.step()

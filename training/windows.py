@@ -76,7 +76,7 @@ def make_batch(sampler: WindowSampler, batch: int, stats: Stats, rng: np.random.
                  action_ids.astype(np.int64), style_ids.astype(np.int64), tasks)
 
 
-def compute_stats(sampler: WindowSampler, windows: int = 2048) -> Stats:
+def compute_stats(sampler: WindowSampler, windows: int = 2048, fill: str = "linear") -> Stats:
     """Normalisation from whole windows put in the canonical frame of their first frame."""
     world, _, _ = sampler.windows(windows)
     mask = np.zeros(world.shape, bool)
@@ -88,4 +88,4 @@ def compute_stats(sampler: WindowSampler, windows: int = 2048) -> Stats:
     c, f = flat(canon), flat(to_output_features(canon))
     residual = f - flat(prior)  # the residual over the prior (held first frame) sets the output scale
     return Stats(*(a.astype(np.float32) for a in
-                   (c.mean(0), c.std(0) + 1e-3, f.mean(0), f.std(0) + 1e-3, np.maximum(residual.std(0), 1e-2))))
+                   (c.mean(0), c.std(0) + 1e-3, f.mean(0), f.std(0) + 1e-3, np.maximum(residual.std(0), 1e-2))), fill=fill)
