@@ -78,12 +78,13 @@ def test_cli_baselines_only_writes_the_contract(folder, fixture_cache, tmp_path)
     assert r["clips"] == 3 and r["frames"] == 150 + 198 + 45
     assert set(r["inbetween"]) == {"5", "15", "30", "60"}
     for gap in r["inbetween"].values():
-        assert set(gap) == {"model", "linear", "motion_matching", "slerp", "ground_truth"}
+        assert set(gap) == {"model", "linear", "velocity", "motion_matching", "slerp", "ground_truth"}
         assert all(set(v) == METHOD_KEYS for v in gap.values())
-        for m in ("linear", "motion_matching", "slerp"):
+        for m in ("linear", "velocity", "motion_matching", "slerp"):
             assert gap[m]["mpjpe_mm"] > 0 and gap[m]["npss"] >= 0
         assert gap["ground_truth"]["mpjpe_mm"] is None and gap["ground_truth"]["foot_skate_mm"] >= 0
     assert set(r["predict"]) == {"400ms", "1000ms"} and r["predict"]["400ms"]["zero_velocity"]["mpjpe_mm"] > 0
+    assert r["predict"]["400ms"]["velocity"]["mpjpe_mm"] > 0
     assert set(r["complete"]) == {"lower_body", "upper_body"}
     assert r["complete"]["lower_body"]["mean_pose"]["mpjpe_mm"] > 0
     assert r["lift"]["mean_depth"]["mpjpe_mm"] > 0

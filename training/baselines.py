@@ -2,6 +2,9 @@
 
 - interpolate: linear interpolation of global joint positions between observed frames; with only past
   frames observed it holds the last one, which is the zero-velocity predictor.
+- interpolate(..., velocity_fill): the same plus the velocity that consecutive observed frames give a
+  key (the prior the model refines): in-betweening that leaves the context moving as it moved, and
+  prediction that carries on at a fading velocity.
 - slerp_inbetween: root LERP + SLERP of every local rotation, through forward kinematics (what a
   keyframe animator's default tangents give).
 - MotionMatcher: retrieval of the best-matching training segment, endpoint-blended. On near-copies of
@@ -21,10 +24,11 @@ THIGHS = (INDEX["l_thigh"], INDEX["r_thigh"])
 ARMS = (INDEX["l_upperarm"], INDEX["r_upperarm"])
 
 
-def interpolate(windows: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """(N, T, J, 3) windows, (T,) observed-frame mask -> every hidden frame interpolated / held."""
+def interpolate(windows: np.ndarray, frames: np.ndarray, fill=interpolate_observed) -> np.ndarray:
+    """(N, T, J, 3) windows, (T,) observed-frame mask -> every hidden frame interpolated / held
+    (or, with fill=velocity_fill, from the keys' positions and velocities)."""
     mask = np.broadcast_to(full_mask(frames, windows.shape[1], windows.shape[2]), windows.shape)
-    return interpolate_observed(windows, mask)
+    return fill(windows, mask)
 
 
 def facing_frame(pose: np.ndarray, pair: tuple[int, int] = THIGHS) -> Frame:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from model.representation import velocity_fill
 from model.skeleton import FEET, INDEX, NUM_JOINTS
 from training import metrics
 from training.baselines import MeanDepth, MeanPose, MotionMatcher, interpolate, slerp_inbetween
@@ -151,6 +152,7 @@ def inbetween(clips, matcher, gen, seed, keep: int = 3) -> tuple[dict, dict]:
         win, gap, mask = w[:, :length], slice(CONTEXT, CONTEXT + g), inbetween_mask(length, CONTEXT, g)
         preds = {"model": _take(run_model(gen, win, mask, seed, task), slice(None), 0, gap),
                  "linear": interpolate(win, mask)[:, gap] if idx else None,
+                 "velocity": interpolate(win, mask, velocity_fill)[:, gap] if idx else None,
                  "motion_matching": matcher.inbetween(win, CONTEXT - 1, g) if matcher and idx else None,
                  "slerp": np.stack([_slerp(clips[c], s + CONTEXT - 1, s + CONTEXT + g) for c, s in idx])
                  if rot_ok else None}
@@ -183,7 +185,8 @@ def predict(clips, gen, seed) -> dict:
         win, future = w[:, :PRED_CONTEXT + h], slice(PRED_CONTEXT, PRED_CONTEXT + h)
         mask = predict_mask(PRED_CONTEXT + h, PRED_CONTEXT)
         preds = {"model": _take(run_model(gen, win, mask, seed, task), slice(None), 0),
-                 "zero_velocity": interpolate(win, mask) if idx else None}
+                 "zero_velocity": interpolate(win, mask) if idx else None,
+                 "velocity": interpolate(win, mask, velocity_fill) if idx else None}
         out[name] = {m: {"mpjpe_mm": mm(metrics.mpjpe(p[:, future], win[:, future])) if p is not None else None}
                      for m, p in preds.items()}
     return out
