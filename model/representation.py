@@ -59,18 +59,24 @@ def _first(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flags.argmax(-1), flags.any(-1)
 
 
+def _axis_origin(observed: np.ndarray, mask: np.ndarray, axis: int) -> np.ndarray:
+    """The first observed pelvis value on one horizontal axis; without one, the centre of the first
+    frame's joints observed on that axis (zero if none). Axis by axis, so a side camera's view (z
+    and y seen, depth x never) is still centred on the body rather than on the world's origin."""
+    values, seen = observed[..., axis], mask[..., axis]                    # (..., T, J)
+    t_pel, has_pel = _first(seen[..., PELVIS])
+    at = lambda a, t: np.take_along_axis(a, t[..., None, None], -2)[..., 0, :]
+    t_any, _ = _first(seen.any(-1))
+    seen_at = at(seen, t_any)
+    centre = (at(values, t_any) * seen_at).sum(-1) / np.maximum(seen_at.sum(-1), 1)
+    return np.where(has_pel, at(values, t_pel)[..., PELVIS], centre)
+
+
 def canonical_frame(observed: np.ndarray, mask: np.ndarray) -> Frame:
     """The frame decided by observed entries only. observed, mask: (..., T, J, 3)."""
-    pel = mask[..., PELVIS, :]
-    t_xz, has_xz = _first(pel[..., 0] & pel[..., 2])
     take = lambda a, t: np.take_along_axis(a, t[..., None, None, None], -3)[..., 0, :, :]
-    at_ref = take(observed, t_xz)
-    # Without an observed pelvis, the centre of the first frame's observed joints stands in for it.
-    seen = mask[..., 0] & mask[..., 2]                                   # (..., T, J)
-    t_any, _ = _first(seen.any(-1))
-    seen_at = np.take_along_axis(seen, t_any[..., None, None], -2)[..., 0, :]
-    centre = (take(observed, t_any) * seen_at[..., None]).sum(-2) / np.maximum(seen_at.sum(-1), 1)[..., None]
-    origin = np.where(has_xz[..., None], at_ref[..., PELVIS, :], centre) * np.array([1.0, 0.0, 1.0])
+    x, z = _axis_origin(observed, mask, 0), _axis_origin(observed, mask, 2)
+    origin = np.stack([x, np.zeros_like(x), z], -1)
     thighs = mask[..., L_THIGH, :] & mask[..., R_THIGH, :]
     t_face, has_face = _first(thighs[..., 0] & thighs[..., 2])
     at_face = take(observed, t_face)

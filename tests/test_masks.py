@@ -69,6 +69,14 @@ def test_canonical_frame_round_trip_and_facing(seed):
     np.testing.assert_allclose(from_output_features(to_output_features(canon)), canon, atol=1e-9)
 
 
+def test_side_view_is_centred_on_the_body():
+    """Lifting sees (y, z) and never x: the window is still centred on the body's first observed
+    pelvis z (not on the world origin, wherever the take was recorded), and not turned."""
+    x = random_motion(np.random.default_rng(3)) + np.array([7.0, 0.0, -12.0])
+    frame = canonical_frame(x[None], lift_mask(len(x))[None])
+    assert frame.yaw[0] == 0.0 and frame.origin[0, 2] == x[0, 0, 2] and frame.origin[0, 0] == 0.0
+
+
 def test_interpolation_is_linear_between_keys_and_held_outside():
     T = 10
     values = np.zeros((T, J, 3))
