@@ -64,7 +64,10 @@ def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, res_st
     """`judge(residual, action, style)` is the discriminator applied to a (B, C, T) output;
     `res_std` (C,) turns normalised residuals into metres (see position_error). With several prior
     draws per window, `gen` scores only each window's best draw (the variety loss): a single draw is
-    not pulled to the mean of the plausible motions, so the prior keeps them apart (diversity)."""
+    not pulled to the mean of the plausible motions, so the prior keeps them apart (diversity). A
+    window with nothing observed (generation from labels) has no single right answer: its draws are
+    judged by the adversarial and classification terms only, as in the paper, not pulled to a frozen
+    mean pose."""
     b = target.shape[0]
     draws = out["gen"][-1].shape[0] // b
     targets, masks = pyramid(target), pyramid(mask)
@@ -73,7 +76,8 @@ def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, res_st
     app = sum(masked_l1(o, t.repeat(draws, 1, 1), m.repeat(draws, 1, 1))
               for o, t, m in zip(out["gen"], targets, masks))
     gen = hidden_position_loss(out["gen"][-1], target.repeat(draws, 1, 1), mask.repeat(draws, 1, 1), res_std)
-    gen = gen.reshape(draws, b).min(0).values.mean()
+    constrained = (mask.sum((1, 2)) > 0).to(gen.dtype)
+    gen = (gen.reshape(draws, b).min(0).values * constrained).sum() / constrained.sum().clamp_min(1.0)
     kl = kl_divergence(out["posterior"], out["prior"])
     losses = {"rec": rec, "pos": pos, "kl": kl, "app": app, "gen": gen}
     total = (cfg.lambda_rec * rec + cfg.lambda_pos * pos + cfg.lambda_kl * kl + cfg.lambda_app * app
