@@ -36,3 +36,25 @@ def test_each_part_of_a_window_is_averaged_apart():
     gap = hidden_position_loss(gap_only, zero, mask, res_std)
     tail = hidden_position_loss(tail_only, zero, mask, res_std)
     assert torch.isclose(gap, torch.tensor(20 / 21)) and torch.isclose(tail, 0.5 * gap)
+
+
+def test_generative_branch_scores_each_windows_best_draw_and_skips_unconstrained_windows():
+    """Two prior draws per window: `gen` is the mean over windows of the better draw; a window with
+    nothing observed (label-only generation) adds nothing, whatever its draws are."""
+    from types import SimpleNamespace
+    from training.losses import generator_losses
+    b, c, t = 3, 63, 16
+    res_std = torch.full((c,), 0.01)
+    target, mask = torch.zeros(b, c, t), torch.zeros(b, c, t)
+    mask[:2, :, 0] = 1                                   # windows 0 and 1 keyed on frame 0; window 2 empty
+    draws = torch.zeros(2 * b, c, t)                     # row k * b + i: window i's draw k
+    draws[0, 3:] = 1.0                                   # window 0: draw 0 off by 1 cm, draw 1 exact
+    draws[1, 3:], draws[b + 1, 3:] = 2.0, 3.0            # window 1: 2 cm and 3 cm -> 2 cm counts
+    draws[2], draws[b + 2] = 50.0, 70.0                  # window 2: unconstrained, ignored
+    pyr = lambda x: [x[..., ::8], x[..., ::4], x[..., ::2], x]
+    out = {"rec": pyr(torch.zeros(b, c, t)), "gen": pyr(draws),
+           "prior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2)), "posterior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2))}
+    cfg = SimpleNamespace(lambda_rec=1, lambda_pos=1, lambda_kl=1, lambda_app=1, lambda_gen=1)
+    gen = generator_losses(out, target, mask, res_std, None, None, None, cfg, adversarial=False)["gen"]
+    per_cm = 20 / 21 * 0.5                               # 20 of 21 joints moved, extrapolated entries
+    assert torch.isclose(gen, torch.tensor((0.0 + 2.0) / 2 * per_cm))
