@@ -74,7 +74,8 @@ def test_cli_baselines_only_writes_the_contract(folder, fixture_cache, tmp_path)
     proc = run_cli("--data", folder, "--json", str(out), "--plots", str(plots), "--seed", "3", cache=fixture_cache)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(out.read_text())
-    assert set(r) == {"clips", "frames", "inbetween", "predict", "complete", "lift", "diversity", "generate"}
+    assert set(r) == {"clips", "frames", "inbetween", "sparse_keys", "predict", "complete", "lift", "diversity",
+                      "generate"}
     assert r["clips"] == 3 and r["frames"] == 150 + 198 + 45
     assert set(r["inbetween"]) == {"5", "15", "30", "60"}
     for gap in r["inbetween"].values():
@@ -83,6 +84,7 @@ def test_cli_baselines_only_writes_the_contract(folder, fixture_cache, tmp_path)
         for m in ("linear", "velocity", "motion_matching", "slerp"):
             assert gap[m]["mpjpe_mm"] > 0 and gap[m]["npss"] >= 0
         assert gap["ground_truth"]["mpjpe_mm"] is None and gap["ground_truth"]["foot_skate_mm"] >= 0
+    assert set(r["sparse_keys"]) == {"10", "20"} and r["sparse_keys"]["20"]["linear"]["mpjpe_mm"] > 0
     assert set(r["predict"]) == {"400ms", "1000ms"} and r["predict"]["400ms"]["zero_velocity"]["mpjpe_mm"] > 0
     assert r["predict"]["400ms"]["velocity"]["mpjpe_mm"] > 0
     assert set(r["complete"]) == {"lower_body", "upper_body"}

@@ -8,6 +8,8 @@ with the clip's floor at y = 0, errors in mm on global joint positions unless sa
 - inbetween: 71-frame windows (10 context + up to 60 gap + 1 target); for a gap g the first 10+g+1
   frames are used, so every gap length is scored on the same windows. Errors over the gap frames.
   The model is given exactly those 11+g frames (context and target observed, gap hidden).
+- sparse_keys: 121-frame windows keyed on every 10th or 20th frame only (the add-on's use: single
+  keys, no context); errors over the frames between keys.
 - predict: 60-frame windows, 30 frames (1 s) observed, 12 (400 ms) or 30 (1000 ms) predicted.
 - complete: 128-frame windows, one body half hidden on every frame; error over the hidden joints.
 - lift: 128-frame windows; see `project`. Error on pelvis-relative positions, pelvis excluded.
@@ -37,11 +39,12 @@ from training.baselines import MeanDepth, MeanPose, MotionMatcher, interpolate, 
 from training.bvh import BVHError, Motion, load_bvh
 from training.cli import run
 from training.dataset import MotionDataset, find_bvh, floor_height, labels_for
-from training.masks import complete_mask, generate_mask, inbetween_mask, lift_mask, predict_mask
+from training.masks import complete_mask, frames_to_mask, generate_mask, inbetween_mask, lift_mask, predict_mask
 
 CONTEXT, GAPS, STRIDE = 10, (5, 15, 30, 60), 40
 PRED_CONTEXT, HORIZONS = 30, {"400ms": 12, "1000ms": 30}
 LONG = 128
+KEY_SPACINGS, KEYED_LEN = (10, 20), 121
 IMAGE_M = 4.0  # the lifting camera's image spans 4 m x 4 m
 DIVERSITY_GAP, DIVERSITY_SAMPLES = 30, 10
 GEN_LEN = 64
@@ -192,6 +195,22 @@ def predict(clips, gen, seed) -> dict:
     return out
 
 
+def sparse_keys(clips, gen, seed) -> dict:
+    """The add-on's case: single keys every 10 or 20 frames (nothing gives a key a velocity) over
+    121-frame windows; errors over the frames between keys."""
+    w, idx = windows(clips, KEYED_LEN)
+    out = {}
+    for task, every in enumerate(KEY_SPACINGS, start=60):
+        keyed = np.zeros(KEYED_LEN, bool)
+        keyed[::every] = True
+        mask = frames_to_mask(keyed)
+        preds = {"model": _take(run_model(gen, w, mask, seed, task), slice(None), 0),
+                 "linear": interpolate(w, mask) if idx else None}
+        out[str(every)] = {m: {"mpjpe_mm": mm(metrics.mpjpe(p[:, ~keyed], w[:, ~keyed])) if p is not None else None}
+                           for m, p in preds.items()}
+    return out
+
+
 def complete(clips, mean_pose, gen, seed) -> dict:
     w, idx = windows(clips, LONG)
     out = {}
@@ -289,7 +308,7 @@ def evaluate(clips: list[Clip], train: MotionDataset | None = None, gen=None, ju
         mean_depth, mean_pose = MeanDepth(pos), MeanPose(pos)
     inb, film = inbetween(clips, matcher, gen, seed)
     result = {"clips": len(clips), "frames": int(sum(len(c.positions) for c in clips)), "inbetween": inb,
-              "predict": predict(clips, gen, seed), "complete": complete(clips, mean_pose, gen, seed),
+              "sparse_keys": sparse_keys(clips, gen, seed), "predict": predict(clips, gen, seed), "complete": complete(clips, mean_pose, gen, seed),
               "lift": lift(clips, mean_depth, gen, seed), "diversity": diversity(clips, gen, seed),
               "generate": generate(clips, gen, judge, seed)}
     if plots:
@@ -309,7 +328,7 @@ def table(result: dict) -> str:
             for method, vals in methods.items():
                 cells = "  ".join(f"{k} {'-' if v is None else f'{v:.4g}'}" for k, v in vals.items())
                 lines.append(f"{task:10s} {setting:11s} {method:16s} {cells}")
-    for task in ("inbetween", "predict", "complete"):
+    for task in ("inbetween", "sparse_keys", "predict", "complete"):
         rows(task, result[task])
     rows("lift", {"": result["lift"]})
     rows("diversity", {"": result["diversity"]})
