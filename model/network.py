@@ -209,8 +209,8 @@ class CVAE(nn.Module):
         p_mu, p_sigma = self.prior(feats[-1])
         q_mu, q_sigma = self.posterior(feats_both[-1][b:])
         z_q = q_mu + q_sigma * torch.randn_like(q_mu)
-        z_p = p_mu.repeat(k, 1, 1) + p_sigma.repeat(k, 1, 1) * torch.randn((k * b,) + p_mu.shape[1:],
-                                                                           device=p_mu.device, dtype=p_mu.dtype)
+        mu_k = p_mu.repeat(k, 1, 1)
+        z_p = mu_k + p_sigma.repeat(k, 1, 1) * torch.randn_like(mu_k)
         cond = self.labels(action, style)
         outs = self.decoder(torch.cat([z_q, z_p], 0), [f.repeat(k + 1, 1, 1) for f in feats],
                             cond.repeat(k + 1, 1))

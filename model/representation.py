@@ -109,14 +109,27 @@ def from_output_features(feat: np.ndarray) -> np.ndarray:
     return out
 
 
+def _nearest_keys(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per entry of a (..., T, J, 3) mask, the last observed frame at or before it (-1 if none) and
+    the first at or after it (T if none)."""
+    t_len = mask.shape[-3]
+    t = np.arange(t_len, dtype=np.int32).reshape((t_len, 1, 1))
+    prev = np.maximum.accumulate(np.where(mask, t, -1), axis=-3)
+    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(mask, t, t_len), -3), axis=-3), -3)
+    return prev, nxt
+
+
 def interpolate_observed(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Per entry, linear interpolation in time between observed values; held before the first and
     after the last; zero where an entry is never observed. Shapes (..., T, J, 3). This is the prior
     the network refines: linear in-betweening, zero-velocity prediction, nothing for generation."""
+    return _interpolate(values, *_nearest_keys(mask))
+
+
+def _interpolate(values: np.ndarray, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    """interpolate_observed, given the entries' nearest keys (_nearest_keys)."""
     t_len, lead, k = values.shape[-3], values.shape[:-3], values.shape[-2] * values.shape[-1]
     t = np.arange(t_len, dtype=np.int32).reshape((t_len, 1, 1))
-    prev = np.maximum.accumulate(np.where(mask, t, -1), axis=-3)
-    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(mask, t, t_len), -3), axis=-3), -3)
     # Outside the observed span both ends are the nearest key (held); never observed: zero below.
     prev = np.where(prev < 0, nxt, prev)
     nxt = np.where(nxt >= t_len, prev, nxt)
@@ -140,8 +153,7 @@ def velocity_fill(values: np.ndarray, mask: np.ndarray, reach: int = 20, decay: 
     Bandai it takes 5-frame in-betweening from 13.5 to 8.6 mm and 15 frames from 48 to 39 mm."""
     t_len = values.shape[-3]
     t = np.arange(t_len).reshape((t_len, 1, 1))
-    prev = np.maximum.accumulate(np.where(mask, t, -1), axis=-3)
-    nxt = np.flip(np.minimum.accumulate(np.flip(np.where(mask, t, t_len), -3), axis=-3), -3)
+    prev, nxt = _nearest_keys(mask)
     at = lambda idx: np.take_along_axis(values, np.clip(idx, 0, t_len - 1), axis=-3)
     seen = lambda idx: (idx >= 0) & (idx < t_len) & np.take_along_axis(mask, np.clip(idx, 0, t_len - 1), axis=-3)
     leave, arrive = at(prev) - at(prev - 1), at(nxt + 1) - at(nxt)      # velocities at the keys
@@ -152,7 +164,7 @@ def velocity_fill(values: np.ndarray, mask: np.ndarray, reach: int = 20, decay: 
     cut = np.minimum(span, reach)
     tangent = lambda d: np.where(d < cut, d * (1.0 - d / np.maximum(cut, 1)) ** 2, 0.0)
     carry = lambda d: decay * (1.0 - np.exp(-d / decay))
-    out = interpolate_observed(values, mask).astype(np.float64)
+    out = _interpolate(values, prev, nxt).astype(np.float64)
     out += np.where(has_leave & between, (leave - slope) * tangent(t - prev), 0.0)
     out -= np.where(has_arrive & between, (arrive - slope) * tangent(nxt - t), 0.0)
     out += np.where(has_leave & ~between, leave * carry(t - prev), 0.0)

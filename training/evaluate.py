@@ -308,7 +308,8 @@ def evaluate(clips: list[Clip], train: MotionDataset | None = None, gen=None, ju
         mean_depth, mean_pose = MeanDepth(pos), MeanPose(pos)
     inb, film = inbetween(clips, matcher, gen, seed)
     result = {"clips": len(clips), "frames": int(sum(len(c.positions) for c in clips)), "inbetween": inb,
-              "sparse_keys": sparse_keys(clips, gen, seed), "predict": predict(clips, gen, seed), "complete": complete(clips, mean_pose, gen, seed),
+              "sparse_keys": sparse_keys(clips, gen, seed), "predict": predict(clips, gen, seed),
+              "complete": complete(clips, mean_pose, gen, seed),
               "lift": lift(clips, mean_depth, gen, seed), "diversity": diversity(clips, gen, seed),
               "generate": generate(clips, gen, judge, seed)}
     if plots:
