@@ -30,6 +30,7 @@ class ModelConfig:
     label_dim: int = 32
     spectral_norm: bool = True
     prior_fill: str = "linear"   # how the prior the network refines is filled (representation.FILLS)
+    prior_labels: bool = False   # the prior p(z | X_i, labels) is modulated by action and style too
 
     @property
     def channels(self) -> int:
@@ -118,13 +119,15 @@ class Encoder(nn.Module):
 class Gaussian(nn.Module):
     """Residual blocks then a 1x1 conv to the per-timestep mean and (softplus) scale of z."""
 
-    def __init__(self, cfg: ModelConfig, depth: int):
+    def __init__(self, cfg: ModelConfig, depth: int, cond_dim: int = 0):
         super().__init__()
-        self.blocks = nn.Sequential(*[ResBlock(cfg, cfg.c2, cfg.c2) for _ in range(depth)])
+        self.blocks = nn.ModuleList([ResBlock(cfg, cfg.c2, cfg.c2, cond_dim=cond_dim) for _ in range(depth)])
         self.out = conv(cfg, cfg.c2, 2 * cfg.z, 1)
 
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, s = self.out(act(self.blocks(h))).chunk(2, dim=1)
+    def forward(self, h: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        for block in self.blocks:
+            h = block(h, cond)
+        mu, s = self.out(act(h)).chunk(2, dim=1)
         return mu, F.softplus(s) + 1e-4
 
 
@@ -180,13 +183,15 @@ class LabelEmbedding(nn.Module):
 
 
 class CVAE(nn.Module):
-    """The generator: encoder trunk, prior and posterior heads, label embedding, decoder."""
+    """The generator: encoder trunk, prior and posterior heads, label embedding, decoder. With
+    `prior_labels` the prior is modulated by the labels: with nothing observed (generation) it is the
+    only place a label can pick what kind of motion z holds, not just how the decoder renders it."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         self.encoder = Encoder(cfg)
-        self.prior = Gaussian(cfg, depth=2)
+        self.prior = Gaussian(cfg, depth=2, cond_dim=2 * cfg.label_dim if cfg.prior_labels else 0)
         self.posterior = Gaussian(cfg, depth=1)
         self.labels = LabelEmbedding(cfg)
         self.decoder = Decoder(cfg)
@@ -195,8 +200,9 @@ class CVAE(nn.Module):
                noise: torch.Tensor) -> torch.Tensor:
         """Inference: z from the conditional prior (mu + sigma * noise); returns the T-scale output."""
         feats = self.encoder(observed)
-        mu, sigma = self.prior(feats[-1])
-        return self.decoder(mu + sigma * noise, feats, self.labels(action, style))[-1]
+        cond = self.labels(action, style)
+        mu, sigma = self.prior(feats[-1], cond)
+        return self.decoder(mu + sigma * noise, feats, cond)[-1]
 
     def forward(self, observed: torch.Tensor, unobserved: torch.Tensor, action: torch.Tensor,
                 style: torch.Tensor, gen_samples: int = 1) -> dict[str, object]:
@@ -206,12 +212,12 @@ class CVAE(nn.Module):
         b, k = observed.shape[0], gen_samples
         feats_both = self.encoder(torch.cat([observed, unobserved], 0))
         feats = [f[:b] for f in feats_both]
-        p_mu, p_sigma = self.prior(feats[-1])
+        cond = self.labels(action, style)
+        p_mu, p_sigma = self.prior(feats[-1], cond)
         q_mu, q_sigma = self.posterior(feats_both[-1][b:])
         z_q = q_mu + q_sigma * torch.randn_like(q_mu)
         mu_k = p_mu.repeat(k, 1, 1)
         z_p = mu_k + p_sigma.repeat(k, 1, 1) * torch.randn_like(mu_k)
-        cond = self.labels(action, style)
         outs = self.decoder(torch.cat([z_q, z_p], 0), [f.repeat(k + 1, 1, 1) for f in feats],
                             cond.repeat(k + 1, 1))
         return {"rec": [o[:b] for o in outs], "gen": [o[b:] for o in outs],

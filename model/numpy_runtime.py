@@ -123,14 +123,14 @@ class NumpyBackend:
             x = block(x)
             feats.append(x)
         f64, f32, f16 = feats
+        cond = np.concatenate([self.action[action], self.style[style]], 1)
         h = f16
         for block in self.prior:
-            h = block(h)
+            h = block(h, cond)
         stats = self.prior_out(_act(h))
         mu, s = stats[..., :self.z], stats[..., self.z:]
         sigma = np.logaddexp(np.float32(0), s) + np.float32(1e-4)  # softplus
         z = mu + sigma * np.asarray(noise, np.float32).transpose(0, 2, 1)
-        cond = np.concatenate([self.action[action], self.style[style]], 1)
         h = self.start(np.concatenate([z, f16], -1), cond)
         out = self.outs[0](_act(h))
         for i, block in enumerate(self.up):

@@ -54,7 +54,24 @@ def test_generative_branch_scores_each_windows_best_draw_and_skips_unconstrained
     pyr = lambda x: [x[..., ::8], x[..., ::4], x[..., ::2], x]
     out = {"rec": pyr(torch.zeros(b, c, t)), "gen": pyr(draws),
            "prior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2)), "posterior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2))}
-    cfg = SimpleNamespace(lambda_rec=1, lambda_pos=1, lambda_kl=1, lambda_app=1, lambda_gen=1)
+    cfg = SimpleNamespace(lambda_rec=1, lambda_pos=1, lambda_kl=1, kl_prior_share=0.8, lambda_app=1, lambda_gen=1)
     gen = generator_losses(out, target, mask, res_std, None, None, None, cfg, adversarial=False)["gen"]
     per_cm = 20 / 21 * 0.5                               # 20 of 21 joints moved, extrapolated entries
     assert torch.isclose(gen, torch.tensor((0.0 + 2.0) / 2 * per_cm))
+
+
+def test_balanced_kl_keeps_the_value_and_splits_the_gradient_between_prior_and_posterior():
+    from training.losses import balanced_kl, kl_divergence
+    g = torch.Generator().manual_seed(0)
+    leaf = lambda: torch.randn(3, 4, 5, generator=g).requires_grad_()
+    q_mu, q_s, p_mu, p_s = leaf(), leaf(), leaf(), leaf()
+    gauss = lambda mu, s: (mu, torch.nn.functional.softplus(s) + 1e-4)
+    full = kl_divergence(gauss(q_mu, q_s), gauss(p_mu, p_s))
+    full_grads = torch.autograd.grad(full, [q_mu, p_mu])
+    balanced = balanced_kl(gauss(q_mu, q_s), gauss(p_mu, p_s), prior_share=0.8)
+    torch.testing.assert_close(balanced, full)
+    q_grad, p_grad = torch.autograd.grad(balanced, [q_mu, p_mu])
+    torch.testing.assert_close(q_grad, 0.2 * full_grads[0])
+    torch.testing.assert_close(p_grad, 0.8 * full_grads[1])
+    prior_only = balanced_kl(gauss(q_mu, q_s), gauss(p_mu, p_s), prior_share=1.0)
+    assert not prior_only.grad_fn is None and torch.autograd.grad(prior_only, q_mu, allow_unused=True)[0] is None

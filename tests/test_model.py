@@ -112,6 +112,21 @@ def test_forward_shapes_of_both_branches_and_the_discriminator():
     assert score.shape == (2, 1, 16) and action_logits.shape == (2, 4) and style_logits.shape == (2, 3)
 
 
+def test_label_modulated_prior_depends_on_the_labels():
+    """With nothing observed, the labels must reach z (generation from labels), not only the decoder."""
+    cfg = ModelConfig(c1=16, c2=32, z=8, heads=2, n_actions=4, n_styles=3, label_dim=4, prior_labels=True)
+    net = CVAE(cfg).eval()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.startswith("prior.") and ".film." in name:
+                p.normal_(0, 0.5)
+    x = torch.zeros(2, 3 * cfg.channels, cfg.window)
+    feats = net.encoder(x)
+    cond = net.labels(torch.tensor([1, 1]), torch.tensor([1, 2]))
+    mu, sigma = net.prior(feats[-1], cond)
+    assert not torch.allclose(mu[0], mu[1]) and not torch.allclose(sigma[0], sigma[1])
+
+
 def test_tiny_config_overfits_one_batch(fixture_cache):
     """Reconstruction of one fixed batch must fall at least 10x: the model and losses can learn.
     (Two windows: measured 11x by step 300 and 15x by step 600 on this seed.)"""

@@ -59,6 +59,18 @@ def kl_divergence(q: tuple[torch.Tensor, torch.Tensor], p: tuple[torch.Tensor, t
     return kl.sum(1).mean()
 
 
+def balanced_kl(q: tuple[torch.Tensor, torch.Tensor], p: tuple[torch.Tensor, torch.Tensor],
+                prior_share: float) -> torch.Tensor:
+    """KL(q || p) whose value is unchanged but whose gradient moves the prior by `prior_share` and the
+    posterior by the rest (KL balancing). Pulled with full weight, the posterior collapses onto the
+    prior (z then carries ~1 nat per step: samples barely differ and generation from labels is a mean
+    pose); the authors' code fits the prior to a detached posterior, i.e. `prior_share` = 1."""
+    detach = lambda g: (g[0].detach(), g[1].detach())
+    if prior_share >= 1.0:
+        return kl_divergence(detach(q), p)
+    return prior_share * kl_divergence(detach(q), p) + (1 - prior_share) * kl_divergence(q, detach(p))
+
+
 def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, res_std: torch.Tensor, judge, action,
                      style, cfg, adversarial: bool) -> dict[str, torch.Tensor]:
     """`judge(residual, action, style)` is the discriminator applied to a (B, C, T) output;
@@ -78,7 +90,7 @@ def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, res_st
     gen = hidden_position_loss(out["gen"][-1], target.repeat(draws, 1, 1), mask.repeat(draws, 1, 1), res_std)
     constrained = (mask.sum((1, 2)) > 0).to(gen.dtype)
     gen = (gen.reshape(draws, b).min(0).values * constrained).sum() / constrained.sum().clamp_min(1.0)
-    kl = kl_divergence(out["posterior"], out["prior"])
+    kl = balanced_kl(out["posterior"], out["prior"], cfg.kl_prior_share)
     losses = {"rec": rec, "pos": pos, "kl": kl, "app": app, "gen": gen}
     total = (cfg.lambda_rec * rec + cfg.lambda_pos * pos + cfg.lambda_kl * kl + cfg.lambda_app * app
              + cfg.lambda_gen * gen)
