@@ -128,7 +128,7 @@ class Generator:
         else:
             from .numpy_runtime import NumpyBackend
             runner = NumpyBackend(tensors, meta["config"])
-        return cls(runner, meta, Stats.from_arrays(tensors, meta["config"].get("prior_fill", "linear")))
+        return cls(runner, meta, Stats.from_arrays(tensors, meta["config"]))
 
     @property
     def device(self) -> str:

@@ -236,7 +236,10 @@ class Stats:
     fill: str = "linear"  # how the prior fills hidden entries (a key of FILLS); the model's config says
 
     @classmethod
-    def from_arrays(cls, d: dict[str, np.ndarray], fill: str = "linear") -> "Stats":
+    def from_arrays(cls, d: dict[str, np.ndarray], config: dict) -> "Stats":
+        """The statistics saved with a checkpoint; its model `config` names the prior's fill (weights
+        older than that setting refine the linear one)."""
+        fill = config.get("prior_fill", "linear")
         if fill not in FILLS:
             raise ValueError(f"unknown prior fill {fill!r}; expected one of {', '.join(FILLS)}")
         return cls(*(np.asarray(d[f"stats.{k}"], np.float32) for k in FIELDS), fill=fill)

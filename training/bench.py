@@ -108,7 +108,7 @@ def parity_max_abs(tensors: dict[str, np.ndarray], config: dict, world: np.ndarr
     """Largest |torch - numpy| of the network output over one random mask batch per task, with
     random labels and noise."""
     torch_backend, numpy_backend = TorchBackend(tensors, config, "cpu"), NumpyBackend(tensors, config)
-    stats = Stats.from_arrays(tensors, config.get("prior_fill", "linear"))
+    stats = Stats.from_arrays(tensors, config)
     rng, b, T = np.random.default_rng(seed), len(world), config["window"]
     worst = 0.0
     for task in TASK_WEIGHTS:

@@ -175,7 +175,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
         load_module(net, "generator", arrays)
         load_module(disc, "disc", arrays)
         load_optimizer(opt_g, "opt_g", arrays); load_optimizer(opt_d, "opt_d", arrays)
-        stats, step, elapsed = Stats.from_arrays(arrays, cfg.model.prior_fill), meta["step"], meta.get("elapsed_s", 0.0)
+        stats, step, elapsed = Stats.from_arrays(arrays, cfg.model.to_dict()), meta["step"], meta.get("elapsed_s", 0.0)
     g_model = DDP(net) if distributed else net
     d_model = DDP(disc) if distributed else disc
     rng = np.random.default_rng(cfg.seed * 1000 + rank + step)
