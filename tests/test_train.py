@@ -27,7 +27,12 @@ def test_run_logs_plots_and_resumes(fixture_cache, tmp_path):
     assert again["step"] == 12
     rows = list(csv.DictReader(open(os.path.join(out, "log.csv"))))
     assert [int(r["step"]) for r in rows] == [8, 12]
-    assert all(float(r["val_linear30_mm"]) > 0 for r in rows)
+    assert all(float(r["val_linear30_mm"]) > 0 and float(r["val_linearkeys10_mm"]) > 0 for r in rows)
+    # the ratios are the model's error over linear's on the same hidden frames
+    for r in rows:
+        for name in ("30", "keys10"):
+            ratio = float(r[f"val_inbetween{name}_mm"]) / float(r[f"val_linear{name}_mm"])
+            assert abs(float(r[f"val_ratio{name}"]) - ratio) < 2e-3
 
 
 def test_ddp_two_gloo_processes_keep_replicas_identical(fixture_cache, tmp_path):
