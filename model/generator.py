@@ -93,7 +93,7 @@ def sample_window(run: Callable[..., np.ndarray], observed: np.ndarray, mask: np
     network during validation), and the prepared Window (its prior is the linear baseline)."""
     win = prepare(observed, mask, stats)
     residual = run(network_input(win.inputs, win.mask, win.prior, stats), ids[0], ids[1], noise)
-    return finish(residual_to_features(residual, win.prior, stats), win, observed, mask), win
+    return finish(residual_to_features(residual, win), win, observed, mask), win
 
 
 def torch_available() -> bool:

@@ -173,6 +173,21 @@ def velocity_fill(values: np.ndarray, mask: np.ndarray, reach: int = 20, decay: 
 
 
 FILLS = {"linear": interpolate_observed, "velocity": velocity_fill}
+MAX_DISTANCE = 64  # the residual's scale is tabled by distance to the nearest key up to here (and never observed)
+
+
+def key_distance(cmask: np.ndarray) -> np.ndarray:
+    """(..., T, J, 3) canonical mask -> per output feature, the frames to its nearest observed frame
+    (0 where observed), capped at MAX_DISTANCE, which also stands for never observed. A joint's feature
+    is its offset from the pelvis, so it is as far from being known as the farther of the two."""
+    t_len = cmask.shape[-3]
+    t = np.arange(t_len).reshape((t_len, 1, 1))
+    prev, nxt = _nearest_keys(cmask)
+    d = np.minimum(np.where(prev >= 0, t - prev, MAX_DISTANCE), np.where(nxt < t_len, nxt - t, MAX_DISTANCE))
+    d = np.minimum(d, MAX_DISTANCE)
+    out = np.maximum(d, d[..., PELVIS:PELVIS + 1, :])
+    out[..., PELVIS, :] = d[..., PELVIS, :]
+    return out
 
 
 @dataclass
@@ -182,6 +197,7 @@ class Window:
     mask: np.ndarray      # (B, T, J, 3) canonical-frame observation mask
     prior: np.ndarray     # (B, T, J, 3) output features of the interpolated observation
     frame: Frame
+    scale: np.ndarray | None = None  # (B, T, J, 3) the network output's unit per entry (Stats.residual_scale)
 
 
 def fill_unobserved(canon: np.ndarray, cmask: np.ndarray, stats: "Stats") -> np.ndarray:
@@ -214,7 +230,8 @@ def prepare(observed: np.ndarray, mask: np.ndarray, stats: "Stats | None" = None
     if stats is not None:
         filled = fill_unobserved(filled, cmask, stats)
     prior = to_output_features(filled)
-    return Window(canon.astype(np.float32), cmask, prior.astype(np.float32), frame)
+    scale = None if stats is None else stats.residual_scale(cmask)
+    return Window(canon.astype(np.float32), cmask, prior.astype(np.float32), frame, scale)
 
 
 def finish(features: np.ndarray, window: Window, observed: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -227,7 +244,8 @@ def finish(features: np.ndarray, window: Window, observed: np.ndarray, mask: np.
 @dataclass
 class Stats:
     """Per-channel normalisation (J, 3) of canonical positions and output features (inputs), and the
-    scale of the network's output: the residual of the ground truth over the interpolated prior."""
+    scale of the network's output, the residual of the ground truth over the filled prior: a table
+    (MAX_DISTANCE + 1, J, 3) by distance to the nearest key, or (J, 3) in weights older than it."""
     canon_mean: np.ndarray
     canon_std: np.ndarray
     feat_mean: np.ndarray
@@ -243,6 +261,15 @@ class Stats:
         if fill not in FILLS:
             raise ValueError(f"unknown prior fill {fill!r}; expected one of {', '.join(FILLS)}")
         return cls(*(np.asarray(d[f"stats.{k}"], np.float32) for k in FIELDS), fill=fill)
+
+    def residual_scale(self, cmask: np.ndarray) -> np.ndarray:
+        """(..., T, J, 3) unit of the network's output per entry. By distance to the nearest key: a
+        frame beside a key needs millimetres of correction, one 60 frames out tens of centimetres,
+        and one unit for both made the network's small errors larger than linear's at dense keys."""
+        if self.res_std.ndim == 2:
+            return np.broadcast_to(self.res_std, cmask.shape)
+        j, c = self.res_std.shape[1:]
+        return self.res_std[key_distance(cmask), np.arange(j)[:, None], np.arange(c)]
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {f"stats.{k}": np.asarray(getattr(self, k), np.float32)
@@ -265,8 +292,8 @@ def network_input(values: np.ndarray, mask: np.ndarray, prior: np.ndarray, stats
                            _channels_first(prior_n)], 1).astype(np.float32)
 
 
-def residual_to_features(residual: np.ndarray, prior: np.ndarray, stats: Stats) -> np.ndarray:
-    """Network output (B, J*3, T) in normalised units -> output features (B, T, J, 3)."""
+def residual_to_features(residual: np.ndarray, window: Window) -> np.ndarray:
+    """Network output (B, J*3, T) in the window's units (its `scale`) -> output features (B, T, J, 3)."""
     b, _, t = residual.shape
     res = residual.transpose(0, 2, 1).reshape(b, t, -1, 3)
-    return prior + res * stats.res_std
+    return window.prior + res * window.scale

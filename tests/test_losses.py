@@ -5,8 +5,8 @@ from training.losses import between_keys, hidden_position_loss, position_error
 
 
 def test_pelvis_trajectory_error_moves_every_joint():
-    res_std = torch.full((63,), 0.01)
-    res_std[:3] = 2.0                                   # trajectory channels: metres of travel
+    res_std = torch.full((1, 63, 1), 0.01)
+    res_std[:, :3] = 2.0                                # trajectory channels: metres of travel
     diff = torch.zeros(1, 63, 4)
     diff[0, 2] = 0.05                                   # 0.05 normalised units of pelvis z = 10 cm
     err = position_error(diff, res_std).reshape(1, 21, 3, 4)
@@ -25,7 +25,7 @@ def test_between_keys_separates_gaps_from_extrapolation():
 
 def test_each_part_of_a_window_is_averaged_apart():
     """A 1 cm error in a 2-frame gap weighs as much as a 1 cm error over 60 extrapolated frames / 0.5."""
-    res_std = torch.full((63,), 0.01)
+    res_std = torch.full((1, 63, 1), 0.01)
     mask = torch.zeros(1, 63, 64)
     mask[..., [0, 3]] = 1
     gap_only = torch.zeros(1, 63, 64)
@@ -44,7 +44,7 @@ def test_generative_branch_scores_each_windows_best_draw_and_skips_unconstrained
     from types import SimpleNamespace
     from training.losses import generator_losses
     b, c, t = 3, 63, 16
-    res_std = torch.full((c,), 0.01)
+    res_std = torch.full((1, c, 1), 0.01)
     target, mask = torch.zeros(b, c, t), torch.zeros(b, c, t)
     mask[:2, :, 0] = 1                                   # windows 0 and 1 keyed on frame 0; window 2 empty
     draws = torch.zeros(2 * b, c, t)                     # row k * b + i: window i's draw k

@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.representation import (canonical_frame, canonical_mask, finish, from_output_features,
-                                  full_mask, interpolate_observed, prepare, to_output_features,
-                                  velocity_fill)
+from model.representation import (MAX_DISTANCE, PELVIS, Stats, canonical_frame, canonical_mask, finish,
+                                  from_output_features, full_mask, interpolate_observed, key_distance, prepare,
+                                  to_output_features, velocity_fill)
 from model.skeleton import LOWER_BODY, NUM_JOINTS, UPPER_BODY
 from training.masks import (TASK_WEIGHTS, complete_mask, inbetween_mask, lift_mask, predict_mask,
                             sample_mask, sample_masks)
@@ -108,6 +108,31 @@ def test_velocity_fill_uses_the_velocity_at_keys():
     assert (filled[mask] == curve[mask]).all()
     gap = slice(6, 20)
     assert np.abs(filled[gap] - curve[gap]).mean() < 0.5 * np.abs(interpolate_observed(curve, mask)[gap] - curve[gap]).mean()
+
+
+def test_key_distance_counts_frames_to_the_nearest_key_and_a_joint_waits_for_the_pelvis():
+    T = 100
+    mask = np.zeros((T, J, 3), bool)
+    mask[[10, 20]] = True
+    mask[50, 3] = True                  # one joint keyed alone: its offset from the pelvis is still unknown
+    d = key_distance(mask)
+    assert d[10, 0, 0] == 0 and d[15, 0, 0] == 5 and d[12, 5, 1] == 2 and d[0, 7, 2] == 10
+    assert d[99, PELVIS, 0] == min(79, MAX_DISTANCE)
+    assert d[50, 3, 0] == 30 and d[51, 3, 0] == 31  # as far as the pelvis, the farther of the two
+    assert (key_distance(np.zeros((T, J, 3), bool)) == MAX_DISTANCE).all()
+
+
+def test_residual_scale_grows_with_distance_and_old_weights_keep_one_per_channel():
+    rng = np.random.default_rng(0)
+    ones = np.ones((J, 3), np.float32)
+    table = np.cumsum(rng.uniform(0.001, 0.01, (MAX_DISTANCE + 1, J, 3)), 0).astype(np.float32)
+    mask = np.zeros((2, 128, J, 3), bool)
+    mask[:, ::10] = True
+    scale = Stats(ones * 0, ones, ones * 0, ones, table).residual_scale(mask)
+    assert scale.shape == mask.shape
+    assert scale[0, 5, 4, 1] == table[5, 4, 1] and scale[1, 1, 9, 2] == table[1, 9, 2]
+    legacy = Stats(ones * 0, ones, ones * 0, ones, ones * 0.3).residual_scale(mask)
+    assert legacy.shape == mask.shape and (legacy == np.float32(0.3)).all()
 
 
 def test_protocol_masks():

@@ -144,12 +144,11 @@ def test_tiny_config_overfits_one_batch(fixture_cache):
     b = make_batch(sampler, 2, stats, np.random.default_rng(0))
     net = CVAE(cfg.model)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    t = {k: torch.from_numpy(getattr(b, k)) for k in ("observed_in", "unobserved_in", "target", "mask", "action", "style")}
-    res_std = torch.from_numpy(stats.res_std.reshape(-1).copy())
+    t = {k: torch.from_numpy(getattr(b, k)) for k in ("observed_in", "unobserved_in", "target", "mask", "scale", "action", "style")}
     first = None
     for _ in range(600):
         out = net(t["observed_in"], t["unobserved_in"], t["action"], t["style"])
-        losses = generator_losses(out, t["target"], t["mask"], res_std, None, t["action"], t["style"], cfg, adversarial=False)
+        losses = generator_losses(out, t["target"], t["mask"], t["scale"], None, t["action"], t["style"], cfg, adversarial=False)
         opt.zero_grad()
         losses["rec"].backward()
         opt.step()

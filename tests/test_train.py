@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+
 from model import checkpoint
 from training.configs import get_config
 from training.train import train
@@ -33,6 +35,23 @@ def test_run_logs_plots_and_resumes(fixture_cache, tmp_path):
         for name in ("30", "keys10"):
             ratio = float(r[f"val_inbetween{name}_mm"]) / float(r[f"val_linear{name}_mm"])
             assert abs(float(r[f"val_ratio{name}"]) - ratio) < 2e-3
+
+
+def test_output_scale_is_tabled_by_distance_to_the_nearest_key(fixture_cache):
+    """Beside a key the residual over the prior is millimetres, far from one it is decimetres: the
+    table says so, never decreases with distance, and batch targets are in those units."""
+    from model.representation import MAX_DISTANCE
+    from training.dataset import MotionDataset
+    from training.windows import WindowSampler, compute_stats, make_batch
+    sampler = WindowSampler(MotionDataset.load(fixture_cache), "train", 128, seed=0)
+    stats = compute_stats(sampler, windows=128, fill="velocity")
+    table = stats.res_std
+    assert table.shape == (MAX_DISTANCE + 1, 21, 3) and (np.diff(table, axis=0) >= 0).all() and table.min() >= 2e-3
+    assert np.median(table[30] / table[1]) > 5
+    b = make_batch(sampler, 4, stats, np.random.default_rng(0))
+    assert b.scale.shape == b.target.shape and (b.scale > 0).all()
+    observed = b.mask > 0
+    assert np.abs(b.target[observed]).max() < 1e-3  # the prior is the observation where observed
 
 
 def test_ddp_two_gloo_processes_keep_replicas_identical(fixture_cache, tmp_path):

@@ -219,22 +219,21 @@ def train_samples_per_s(device: str, data: Data, steps: int = 3) -> float:
     def next_batch():
         if data.ds is not None:
             b = make_batch(sampler, batch, stats, rng)
-            return to(b.observed_in), to(b.unobserved_in), to(b.target), to(b.mask), to(b.action), to(b.style)
+            return (to(b.observed_in), to(b.unobserved_in), to(b.target), to(b.mask), to(b.scale), to(b.action),
+                    to(b.style))
         c, t = model.channels, model.window
         ids = torch.zeros(batch, dtype=torch.long, device=device)
         return (torch.randn(batch, 3 * c, t, device=device), torch.randn(batch, 3 * c, t, device=device),
                 torch.randn(batch, c, t, device=device), (torch.rand(batch, c, t, device=device) < 0.5).float(),
-                ids, ids)
+                torch.full((batch, c, t), 0.05, device=device), ids, ids)
 
     net, disc = CVAE(model).to(device), Discriminator(model).to(device)
-    res_std = (to(stats.res_std.reshape(-1).copy()) if data.ds is not None
-               else torch.full((model.channels,), 0.05, device=device))
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
     autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
 
     def step():
-        obs, unobs, target, mask, action, style = next_batch()
+        obs, unobs, target, mask, scale, action, style = next_batch()
         judge = lambda res, a, s: disc(torch.cat([res, obs[:, -target.shape[1]:]], 1), a, s)
         with autocast():
             out = net(obs, unobs, action, style, cfg.gen_samples)
@@ -243,7 +242,7 @@ def train_samples_per_s(device: str, data: Data, steps: int = 3) -> float:
         d_losses["d_total"].backward()
         opt_d.step()
         with autocast():
-            g_losses = generator_losses(out, target, mask, res_std, judge, action, style, cfg, True)
+            g_losses = generator_losses(out, target, mask, scale, judge, action, style, cfg, True)
         opt_g.zero_grad(set_to_none=True)
         g_losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)

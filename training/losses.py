@@ -25,13 +25,14 @@ def window_l1(error: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return (error.abs() * weight).sum(dims) / weight.sum(dims).clamp_min(1.0)
 
 
-def position_error(residual_diff: torch.Tensor, res_std: torch.Tensor) -> torch.Tensor:
+def position_error(residual_diff: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """A difference of normalised residuals (B, C, T) -> the per-entry error of global joint
-    positions in cm, which is what evaluation measures. The output channels are root-relative joints
-    plus the pelvis trajectory, so a pelvis error moves every joint; in normalised units the
-    trajectory (scale: metres) would weigh ~100x less than a joint's offset from the pelvis."""
+    positions in cm, which is what evaluation measures; `scale` (broadcast to (B, C, T)) is metres
+    per unit. The output channels are root-relative joints plus the pelvis trajectory, so a pelvis
+    error moves every joint; in normalised units the trajectory (scale: metres) would weigh ~100x
+    less than a joint's offset from the pelvis."""
     b, c, t = residual_diff.shape
-    feat = (residual_diff * res_std.reshape(1, c, 1)).transpose(1, 2).reshape(b, t, c // 3, 3)
+    feat = (residual_diff * scale).transpose(1, 2).reshape(b, t, c // 3, 3)
     return from_output_features(feat).reshape(b, t, c).transpose(1, 2) * 100.0
 
 
@@ -43,11 +44,11 @@ def between_keys(mask: torch.Tensor) -> torch.Tensor:
 
 
 def hidden_position_loss(residual: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-                         res_std: torch.Tensor, outside_weight: float = 0.5) -> torch.Tensor:
+                         scale: torch.Tensor, outside_weight: float = 0.5) -> torch.Tensor:
     """Global-position L1 (cm) on the hidden entries, in-between entries and extrapolated ones
     (before the first / after the last observation) averaged apart: extrapolation errors are several
     times larger and would otherwise drown the in-betweening signal. Returns (B,), one per window."""
-    error = position_error(residual - target, res_std)
+    error = position_error(residual - target, scale)
     inside = between_keys(mask)
     return window_l1(error, inside) + outside_weight * window_l1(error, 1 - mask - inside)
 
@@ -71,10 +72,10 @@ def balanced_kl(q: tuple[torch.Tensor, torch.Tensor], p: tuple[torch.Tensor, tor
     return prior_share * kl_divergence(detach(q), p) + (1 - prior_share) * kl_divergence(q, detach(p))
 
 
-def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, res_std: torch.Tensor, judge, action,
+def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor, judge, action,
                      style, cfg, adversarial: bool) -> dict[str, torch.Tensor]:
     """`judge(residual, action, style)` is the discriminator applied to a (B, C, T) output;
-    `res_std` (C,) turns normalised residuals into metres (see position_error). With several prior
+    `scale` (B, C, T) turns normalised residuals into metres (see position_error). With several prior
     draws per window, `gen` scores only each window's best draw (the variety loss): a single draw is
     not pulled to the mean of the plausible motions, so the prior keeps them apart (diversity). A
     window with nothing observed (generation from labels) has no single right answer: its draws are
@@ -84,10 +85,11 @@ def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, res_st
     draws = out["gen"][-1].shape[0] // b
     targets, masks = pyramid(target), pyramid(mask)
     rec = sum((o - t).abs().mean() for o, t in zip(out["rec"], targets))
-    pos = hidden_position_loss(out["rec"][-1], target, mask, res_std).mean()
+    pos = hidden_position_loss(out["rec"][-1], target, mask, scale).mean()
     app = sum(masked_l1(o, t.repeat(draws, 1, 1), m.repeat(draws, 1, 1))
               for o, t, m in zip(out["gen"], targets, masks))
-    gen = hidden_position_loss(out["gen"][-1], target.repeat(draws, 1, 1), mask.repeat(draws, 1, 1), res_std)
+    gen = hidden_position_loss(out["gen"][-1], target.repeat(draws, 1, 1), mask.repeat(draws, 1, 1),
+                               scale.expand_as(target).repeat(draws, 1, 1))
     constrained = (mask.sum((1, 2)) > 0).to(gen.dtype)
     gen = (gen.reshape(draws, b).min(0).values * constrained).sum() / constrained.sum().clamp_min(1.0)
     kl = balanced_kl(out["posterior"], out["prior"], cfg.kl_prior_share)

@@ -180,7 +180,6 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     d_model = DDP(disc) if distributed else disc
     rng = np.random.default_rng(cfg.seed * 1000 + rank + step)
     to = lambda a: torch.from_numpy(a).to(device)
-    res_std = to(stats.res_std.reshape(-1).copy())
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda"))
     fields = ["step", "time_s", "samples_per_s", "rec", "pos", "kl", "app", "gen", "adv", "cls", "d_adv", "d_cls",
               "val_inbetween30_mm", "val_linear30_mm", "val_ratio30", "val_inbetweenkeys10_mm",
@@ -195,7 +194,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     samples_timer = (time.time(), step)
     while step < cfg.max_steps and (time.time() - start) / 60 < cfg.max_minutes:
         b = make_batch(sampler, cfg.batch // world, stats, rng, cfg.label_dropout)
-        obs_in, unobs_in, target, mask = to(b.observed_in), to(b.unobserved_in), to(b.target), to(b.mask)
+        obs_in, unobs_in, target, mask, scale = (to(a) for a in (b.observed_in, b.unobserved_in, b.target, b.mask, b.scale))
         action, style = to(b.action), to(b.style)
         prior_n = obs_in[:, -target.shape[1]:]
         judge = lambda res, a, s: d_model(torch.cat([res, prior_n], 1), a, s)
@@ -209,7 +208,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
             d_losses["d_total"].backward()
             opt_d.step()
         with autocast:
-            g_losses = generator_losses(out, target, mask, res_std, judge, action, style, cfg, adversarial)
+            g_losses = generator_losses(out, target, mask, scale, judge, action, style, cfg, adversarial)
         opt_g.zero_grad(set_to_none=True)
         g_losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)

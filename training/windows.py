@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.representation import (Stats, canonical_frame, canonical_mask, interpolate_observed, network_input,
-                                   prepare, to_output_features)
+from model.representation import (MAX_DISTANCE, Stats, canonical_frame, key_distance, network_input, prepare,
+                                   to_output_features)
 from model.skeleton import MIRROR
 from training.dataset import MotionDataset
 from training.masks import TASK_WEIGHTS, sample_masks
@@ -53,6 +53,7 @@ class Batch:
     unobserved_in: np.ndarray  # (B, 3C, T) network input of X_u (ground truth where hidden)
     target: np.ndarray         # (B, C, T) normalised residual of the ground truth over the prior
     mask: np.ndarray           # (B, C, T) float: entries observed (canonical frame)
+    scale: np.ndarray          # (B, C, T) metres per unit of target (Stats.residual_scale)
     action: np.ndarray         # (B,) ids, 0 = any
     style: np.ndarray
     tasks: list[str]
@@ -65,27 +66,38 @@ def make_batch(sampler: WindowSampler, batch: int, stats: Stats, rng: np.random.
     win = prepare(world, masks, stats)
     gt_canon = win.frame.to_canonical(world.astype(np.float64)).astype(np.float32)
     gt_feat = to_output_features(gt_canon)
-    target = ((gt_feat - win.prior) / stats.res_std).reshape(batch, sampler.T, -1).transpose(0, 2, 1)
+    channels_first = lambda a: np.ascontiguousarray(a.reshape(batch, sampler.T, -1).transpose(0, 2, 1), np.float32)
     hidden = ~win.mask
     action_ids = np.where((action >= 0) & (rng.random(batch) >= label_dropout), action + 1, 0)
     style_ids = np.where((style >= 0) & (rng.random(batch) >= label_dropout), style + 1, 0)
     return Batch(network_input(win.inputs, win.mask, win.prior, stats),
                  network_input(gt_canon, hidden, win.prior, stats),
-                 np.ascontiguousarray(target, np.float32),
-                 np.ascontiguousarray(win.mask.reshape(batch, sampler.T, -1).transpose(0, 2, 1), np.float32),
+                 channels_first((gt_feat - win.prior) / win.scale), channels_first(win.mask), channels_first(win.scale),
                  action_ids.astype(np.int64), style_ids.astype(np.int64), tasks)
 
 
-def compute_stats(sampler: WindowSampler, windows: int = 2048, fill: str = "linear") -> Stats:
-    """Normalisation from whole windows put in the canonical frame of their first frame."""
+def compute_stats(sampler: WindowSampler, windows: int = 2048, fill: str = "linear",
+                  rng: np.random.Generator | None = None) -> Stats:
+    """Input normalisation from whole windows put in the canonical frame of their first frame; the
+    output's scale, the RMS residual of the ground truth over the `fill`ed prior, per channel and
+    distance to the nearest key, from windows masked by the training mixture (never decreasing with
+    distance, at least 2 mm)."""
+    rng = rng or np.random.default_rng(0)
     world, _, _ = sampler.windows(windows)
     mask = np.zeros(world.shape, bool)
     mask[:, 0] = True
     frame = canonical_frame(world, mask)
     canon = frame.to_canonical(world.astype(np.float64))
-    prior = to_output_features(interpolate_observed(canon, canonical_mask(mask, frame)))
     flat = lambda a: a.reshape(-1, a.shape[-2], 3).astype(np.float64)
     c, f = flat(canon), flat(to_output_features(canon))
-    residual = f - flat(prior)  # the residual over the prior (held first frame) sets the output scale
-    return Stats(*(a.astype(np.float32) for a in
-                   (c.mean(0), c.std(0) + 1e-3, f.mean(0), f.std(0) + 1e-3, np.maximum(residual.std(0), 1e-2))), fill=fill)
+    inputs = [a.astype(np.float32) for a in (c.mean(0), c.std(0) + 1e-3, f.mean(0), f.std(0) + 1e-3)]
+    win = prepare(world, sample_masks(windows, sampler.T, rng)[0], Stats(*inputs, np.ones_like(inputs[0]), fill=fill))
+    squared = (to_output_features(win.frame.to_canonical(world.astype(np.float64))) - win.prior) ** 2
+    d = key_distance(win.mask)
+    table = np.zeros((MAX_DISTANCE + 1,) + squared.shape[-2:])
+    for k in range(1, MAX_DISTANCE + 1):
+        at = d == k
+        table[k] = np.sqrt((squared * at).sum((0, 1)) / np.maximum(at.sum((0, 1)), 1))
+    table[0] = table[1]  # observed entries: the network's output there is pasted over
+    table = np.maximum(np.maximum.accumulate(table, axis=0), 2e-3)
+    return Stats(*inputs, table.astype(np.float32), fill=fill)
