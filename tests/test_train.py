@@ -23,8 +23,11 @@ def test_run_logs_plots_and_resumes(fixture_cache, tmp_path):
     assert first["step"] == 8
     for name in ("log.csv", "log.png", "last.safetensors", "last.json", "motion_cvae.safetensors"):
         assert os.path.exists(os.path.join(out, name)), name
-    _, meta = checkpoint.load(os.path.join(out, "last.safetensors"))
+    arrays, meta = checkpoint.load(os.path.join(out, "last.safetensors"))
     assert meta["step"] == 8 and meta["config"]["c1"] == 16 and meta["actions"]
+    ema = {k[4:]: v for k, v in arrays.items() if k.startswith("ema.")}
+    assert ema and ema.keys() == {k[10:] for k in arrays if k.startswith("generator.")}
+    assert any(not np.array_equal(v, arrays["generator." + k]) for k, v in ema.items())  # an average, not a copy
     again = train(get_config("tiny", max_steps=12, max_minutes=20), fixture_cache, out, True, ["train"], None)
     assert again["step"] == 12
     rows = list(csv.DictReader(open(os.path.join(out, "log.csv"))))
@@ -63,3 +66,16 @@ def test_ddp_two_gloo_processes_keep_replicas_identical(fixture_cache, tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["step"] == 6 and result["replicas_identical"] is True
+
+
+def test_moving_average_of_the_generator_follows_at_its_decay():
+    import torch
+    from model.network import CVAE, ModelConfig
+    from training.train import update_ema
+    net = CVAE(ModelConfig(c1=16, c2=32, z=8, heads=2, label_dim=4))
+    ema = CVAE(ModelConfig(c1=16, c2=32, z=8, heads=2, label_dim=4))
+    before = [p.detach().clone() for p in ema.parameters()]
+    update_ema(ema, net, 0.9)
+    for e, b, p in zip(ema.parameters(), before, net.parameters()):
+        torch.testing.assert_close(e, 0.9 * b + 0.1 * p)
+    assert all(torch.equal(e, b) for e, b in zip(ema.buffers(), net.buffers()))

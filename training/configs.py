@@ -26,6 +26,7 @@ class TrainConfig:
     lambda_cls: float = 1.0
     adv_start: int = 500         # warm-up steps before the adversarial terms switch on
     label_dropout: float = 0.2
+    ema_decay: float = 0.999     # validation and export use this moving average of the generator's weights
     val_every: int = 250
     val_windows: int = 256
     ckpt_every: int = 250
@@ -44,7 +45,7 @@ CONFIGS = {
     "tiny": TrainConfig(name="tiny", model=ModelConfig(c1=16, c2=32, z=16, heads=2, label_dim=8, prior_fill="velocity",
                                                      prior_labels=True), batch=8,
                         max_steps=40, max_minutes=2, val_every=20, val_windows=16, ckpt_every=20,
-                        adv_start=10),
+                        adv_start=10, ema_decay=0.9),
     # a usable model on a 2-core CPU within two hours
     "cpu": TrainConfig(name="cpu", model=ModelConfig(c1=64, c2=128, z=64, heads=4, label_dim=16, prior_fill="velocity",
                                                    prior_labels=True), batch=64,

@@ -176,6 +176,11 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
         load_module(disc, "disc", arrays)
         load_optimizer(opt_g, "opt_g", arrays); load_optimizer(opt_d, "opt_d", arrays)
         stats, step, elapsed = Stats.from_arrays(arrays, cfg.model.to_dict()), meta["step"], meta.get("elapsed_s", 0.0)
+    # the exponential moving average of the generator's weights is what validation sees and export
+    # ships (starting from the weights resumed, when the checkpoint predates it)
+    ema = copy.deepcopy(net).requires_grad_(False) if rank == 0 else None
+    if ema is not None and resume and os.path.exists(ckpt_path) and any(k.startswith("ema.") for k in arrays):
+        load_module(ema, "ema", arrays)
     g_model = DDP(net) if distributed else net
     d_model = DDP(disc) if distributed else disc
     rng = np.random.default_rng(cfg.seed * 1000 + rank + step)
@@ -213,6 +218,8 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
         g_losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
         opt_g.step()
+        if ema is not None:
+            update_ema(ema, net, cfg.ema_decay)
         step += 1
         bar.update(1)
         last = {k: float(v) for k, v in {**g_losses, **(d_losses if adversarial else {})}.items()}
@@ -221,20 +228,21 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
             row = {"step": step, "time_s": round(now - start, 1),
                    "samples_per_s": round((step - samples_timer[1]) * cfg.batch / (now - samples_timer[0]), 1),
                    **{k: round(v, 5) for k, v in last.items() if k in fields}}
-            row.update({k: round(v, 3) for k, v in validate(net, val_sampler, stats, cfg, device).items()})
+            row.update({k: round(v, 3) for k, v in validate(ema, val_sampler, stats, cfg, device).items()})
             writer.writerow(row); log_file.flush(); plot_log(log_path)
             bar.set_postfix(ratio30=row["val_ratio30"], keys10=row["val_ratiokeys10"], kl=round(last["kl"], 2))
             samples_timer = (time.time(), step)
         if rank == 0 and step % cfg.ckpt_every == 0:
-            save_training(ckpt_path, net, disc, opt_g, opt_d, stats, meta_for(cfg, ds, step, {"elapsed_s": time.time() - start}))
+            save_training(ckpt_path, net, ema, disc, opt_g, opt_d, stats,
+                          meta_for(cfg, ds, step, {"elapsed_s": time.time() - start}))
     bar.close()
     result = {"step": step, "minutes": (time.time() - start) / 60, **last}
     if rank == 0:
         meta = meta_for(cfg, ds, step, {"elapsed_s": time.time() - start, "splits": splits})
-        save_training(ckpt_path, net, disc, opt_g, opt_d, stats, meta)
+        save_training(ckpt_path, net, ema, disc, opt_g, opt_d, stats, meta)
         licence = {"licence": "CC BY-NC 4.0 (trained on the Bandai Namco Research Motion Dataset, (c) 2022 "
                               "Bandai Namco Research Inc.) and CMU mocap (mocap.cs.cmu.edu, NSF EIA-0196217)"}
-        export([os.path.join(out_dir, "motion_cvae.safetensors")] + ([ship] if ship else []), net, stats, meta,
+        export([os.path.join(out_dir, "motion_cvae.safetensors")] + ([ship] if ship else []), ema, stats, meta,
                licence if ship else None)
         log_file.close()
         plot_log(log_path)
@@ -252,8 +260,19 @@ def replicas_identical(*modules: torch.nn.Module) -> bool:
     return all(torch.equal(gathered[0].cpu(), g.cpu()) for g in gathered[1:])
 
 
-def save_training(path, net, disc, opt_g, opt_d, stats, meta) -> None:
-    arrays = {**state_arrays("generator", net), **state_arrays("disc", disc), **optimizer_arrays("opt_g", opt_g),
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * net, parameters; buffers (spectral norm's power-iteration
+    vectors) copied. Averaging out the step-to-step noise of a constant learning rate with beta1 = 0
+    is what lets small corrections, such as those between dense keys, come out steady."""
+    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - decay)
+    for e, b in zip(ema.buffers(), net.buffers()):
+        e.copy_(b)
+
+
+def save_training(path, net, ema, disc, opt_g, opt_d, stats, meta) -> None:
+    arrays = {**state_arrays("generator", net), **state_arrays("ema", ema), **state_arrays("disc", disc),
+              **optimizer_arrays("opt_g", opt_g),
               **optimizer_arrays("opt_d", opt_d), **stats.arrays()}
     checkpoint.save(path, arrays, meta)
 
