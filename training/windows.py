@@ -76,13 +76,11 @@ def make_batch(sampler: WindowSampler, batch: int, stats: Stats, rng: np.random.
                  action_ids.astype(np.int64), style_ids.astype(np.int64), tasks)
 
 
-def compute_stats(sampler: WindowSampler, windows: int = 2048, fill: str = "linear",
-                  rng: np.random.Generator | None = None) -> Stats:
+def compute_stats(sampler: WindowSampler, windows: int = 2048, fill: str = "linear") -> Stats:
     """Input normalisation from whole windows put in the canonical frame of their first frame; the
     output's scale, the RMS residual of the ground truth over the `fill`ed prior, per channel and
     distance to the nearest key, from windows masked by the training mixture (never decreasing with
     distance, at least 2 mm)."""
-    rng = rng or np.random.default_rng(0)
     world, _, _ = sampler.windows(windows)
     mask = np.zeros(world.shape, bool)
     mask[:, 0] = True
@@ -91,13 +89,16 @@ def compute_stats(sampler: WindowSampler, windows: int = 2048, fill: str = "line
     flat = lambda a: a.reshape(-1, a.shape[-2], 3).astype(np.float64)
     c, f = flat(canon), flat(to_output_features(canon))
     inputs = [a.astype(np.float32) for a in (c.mean(0), c.std(0) + 1e-3, f.mean(0), f.std(0) + 1e-3)]
-    win = prepare(world, sample_masks(windows, sampler.T, rng)[0], Stats(*inputs, np.ones_like(inputs[0]), fill=fill))
+    masks = sample_masks(windows, sampler.T, np.random.default_rng(0))[0]
+    win = prepare(world, masks, Stats(*inputs, np.ones_like(inputs[0]), fill=fill))
     squared = (to_output_features(win.frame.to_canonical(world.astype(np.float64))) - win.prior) ** 2
-    d = key_distance(win.mask)
-    table = np.zeros((MAX_DISTANCE + 1,) + squared.shape[-2:])
-    for k in range(1, MAX_DISTANCE + 1):
-        at = d == k
-        table[k] = np.sqrt((squared * at).sum((0, 1)) / np.maximum(at.sum((0, 1)), 1))
+    # one pass: each entry's squared residual summed into its (distance, joint, axis) bucket
+    channels = squared.shape[-2] * 3
+    bucket = (key_distance(win.mask) * channels + np.arange(channels).reshape(squared.shape[-2:])).ravel()
+    size = (MAX_DISTANCE + 1) * channels
+    sums = np.bincount(bucket, weights=squared.ravel(), minlength=size)
+    counts = np.bincount(bucket, minlength=size)
+    table = np.sqrt(sums / np.maximum(counts, 1)).reshape((MAX_DISTANCE + 1,) + squared.shape[-2:])
     table[0] = table[1]  # observed entries: the network's output there is pasted over
     table = np.maximum(np.maximum.accumulate(table, axis=0), 2e-3)
     return Stats(*inputs, table.astype(np.float32), fill=fill)
