@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from model import checkpoint
 from training.configs import get_config
@@ -79,3 +80,13 @@ def test_moving_average_of_the_generator_follows_at_its_decay():
     for e, b, p in zip(ema.parameters(), before, net.parameters()):
         torch.testing.assert_close(e, 0.9 * b + 0.1 * p)
     assert all(torch.equal(e, b) for e, b in zip(ema.buffers(), net.buffers()))
+
+
+def test_command_line_overrides_are_typed_and_checked():
+    from training.configs import parse_overrides
+    cfg = get_config("tiny", **parse_overrides(["gen_samples=3", "lambda_kl=0.05", "bf16=true"]))
+    assert (cfg.gen_samples, cfg.lambda_kl, cfg.bf16) == (3, 0.05, True)
+    assert isinstance(cfg.gen_samples, int) and isinstance(cfg.lambda_kl, float)
+    for bad in ("gen_samples", "no_such_field=1", "gen_samples=two", "model=1"):
+        with pytest.raises(SystemExit, match="--set"):
+            parse_overrides([bad])

@@ -1,7 +1,7 @@
 """Named training configurations: `python -m training.train --config NAME`."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 from model.network import ModelConfig
 
@@ -62,3 +62,21 @@ def get_config(name: str, **overrides) -> TrainConfig:
     if name not in CONFIGS:
         raise SystemExit(f"unknown config {name!r}; choose one of {', '.join(CONFIGS)}")
     return replace(CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """`KEY=VALUE` strings (the command line's `--set`) -> training fields, each value converted to its
+    field's type, so an experiment changes a loss weight without a new named config."""
+    types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in types or types[key] not in (int, float, bool):
+            numeric = sorted(k for k, t in types.items() if t in (int, float, bool))
+            raise SystemExit(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(numeric)}")
+        kind = types[key]
+        try:
+            out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        except ValueError:
+            raise SystemExit(f"--set {pair!r}: {value!r} is not a {kind.__name__}") from None
+    return out

@@ -28,7 +28,7 @@ from model.generator import DEFAULT_WEIGHTS, sample_window
 from model.network import CVAE, Discriminator, ModelConfig
 from model.representation import Stats, finish
 from model.skeleton import JOINTS
-from training.configs import TrainConfig, get_config
+from training.configs import TrainConfig, get_config, parse_overrides
 from training.dataset import DEFAULT_CACHE, MotionDataset
 from training.losses import discriminator_loss, generator_losses
 from training.masks import frames_to_mask, inbetween_mask
@@ -287,13 +287,15 @@ def main() -> None:
     ap.add_argument("--max-minutes", type=float)
     ap.add_argument("--max-steps", type=int)
     ap.add_argument("--batch", type=int)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a training field, e.g. --set gen_samples=4 --set lambda_kl=0.1")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, help="torch CPU threads (1 avoids oversubscription on a busy machine)")
     ap.add_argument("--ship", nargs="?", const=DEFAULT_WEIGHTS, default=None,
                     help="also export the final weights here (default: the add-on's shipped weights)")
     args = ap.parse_args()
     cfg = get_config(args.config, max_minutes=args.max_minutes, max_steps=args.max_steps, batch=args.batch,
-                     threads=args.threads)
+                     threads=args.threads, **parse_overrides(args.set))
     result = train(cfg, args.data, args.out or os.path.join("runs", cfg.name), args.resume,
                    args.splits.split(","), args.ship, args.device)
     if int(os.environ.get("RANK", 0)) == 0:
