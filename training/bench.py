@@ -37,7 +37,7 @@ from training.dataset import DEFAULT_CACHE, MotionDataset
 from training.losses import discriminator_loss, generator_losses
 from training.masks import TASK_WEIGHTS, sample_mask
 from training.train import export
-from training.windows import WindowSampler, compute_stats, make_batch
+from training.windows import WindowSampler, batch_stream, compute_stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILL_GAPS = os.path.join(ROOT, "scripts", "bench_fill_gaps.py")
@@ -204,21 +204,21 @@ def fill_gaps_s(weights: str | None, notes: list[str]) -> float | None:
 
 def train_samples_per_s(device: str, data: Data, steps: int = 3) -> float:
     """One discriminator + one generator step of the `cpu` config's model, as training/train.py does
-    it; batches from make_batch (timed, as in training) or random tensors without a dataset. On CUDA
-    the `gpu` config's batch and bf16 autocast."""
-    cfg = get_config("cpu")
-    batch, bf16 = (cfg.batch, False) if device == "cpu" else (get_config("gpu").batch, True)
+    it; batches from training's batch stream (timed, as in training) or random tensors without a
+    dataset. On CUDA the `gpu` config's batch, bf16 autocast and background batch workers."""
+    cfg, gpu = get_config("cpu"), get_config("gpu")
+    batch, bf16, workers = (cfg.batch, False, 0) if device == "cpu" else (gpu.batch, True, gpu.workers)
     model = cfg.model
     if data.ds is not None:
         model = ModelConfig(**{**model.to_dict(), "n_actions": len(data.ds.actions) + 1,
                                "n_styles": len(data.ds.styles) + 1})
-        sampler = WindowSampler(data.ds, "train", model.window, seed=0)
-        stats, rng = compute_stats(sampler, windows=256, fill=model.prior_fill), np.random.default_rng(0)
+        stats = compute_stats(WindowSampler(data.ds, "train", model.window, seed=0), windows=256, fill=model.prior_fill)
+        batches = batch_stream(data.ds, ["train"], model.window, stats, batch, [0], 0.2, workers)
     to = lambda a: torch.from_numpy(a).to(device)
 
     def next_batch():
         if data.ds is not None:
-            b = make_batch(sampler, batch, stats, rng)
+            b = next(batches)
             return (to(b.observed_in), to(b.unobserved_in), to(b.target), to(b.mask), to(b.scale), to(b.action),
                     to(b.style))
         c, t = model.channels, model.window

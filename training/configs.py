@@ -32,6 +32,7 @@ class TrainConfig:
     ckpt_every: int = 250
     seed: int = 0
     threads: int = 1            # per process; two processes (torchrun) use this 2-core machine best
+    workers: int = 0            # background processes building batches (a GPU's); 0 = inline
     bf16: bool = False
 
     def to_dict(self) -> dict:
@@ -53,7 +54,7 @@ CONFIGS = {
                        lr=3e-4, max_minutes=105,  # 3x the paper's rate: a two-hour CPU budget
                        gen_samples=1),  # a second prior draw costs 20% of the steps two hours give
     # the paper's size on one GPU, 15 minutes
-    "gpu": TrainConfig(name="gpu", model=ModelConfig(prior_fill="velocity", prior_labels=True), batch=512, max_minutes=14, bf16=True, threads=8,
+    "gpu": TrainConfig(name="gpu", model=ModelConfig(prior_fill="velocity", prior_labels=True), batch=512, max_minutes=14, bf16=True, threads=4, workers=10,
                        val_every=500, ckpt_every=1000),
 }
 

@@ -32,7 +32,7 @@ from training.configs import TrainConfig, get_config, parse_overrides
 from training.dataset import DEFAULT_CACHE, MotionDataset
 from training.losses import discriminator_loss, generator_losses
 from training.masks import frames_to_mask, inbetween_mask
-from training.windows import WindowSampler, compute_stats, make_batch
+from training.windows import WindowSampler, batch_stream, compute_stats
 
 
 def meta_for(cfg: TrainConfig, ds: MotionDataset, step: int, extra: dict | None = None) -> dict:
@@ -160,7 +160,6 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     torch.manual_seed(cfg.seed)
     ds = MotionDataset.load(data)
     cfg.model = ModelConfig(**{**cfg.model.to_dict(), "n_actions": len(ds.actions) + 1, "n_styles": len(ds.styles) + 1})
-    sampler = WindowSampler(ds, splits, cfg.model.window, seed=cfg.seed + rank)
     # validation on motion kept out of training; a dataset without a held-out part validates on its own
     val_sampler = WindowSampler(ds, "val_heldout" if ds.clips("val_heldout") else splits, cfg.model.window, seed=99)
     stats = compute_stats(WindowSampler(ds, splits, cfg.model.window, seed=7), fill=cfg.model.prior_fill)
@@ -183,7 +182,8 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
         load_module(ema, "ema", arrays)
     g_model = DDP(net) if distributed else net
     d_model = DDP(disc) if distributed else disc
-    rng = np.random.default_rng(cfg.seed * 1000 + rank + step)
+    batches = batch_stream(ds, splits, cfg.model.window, stats, cfg.batch // world, [cfg.seed, rank, step],
+                           cfg.label_dropout, cfg.workers)
     to = lambda a: torch.from_numpy(a).to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda"))
     fields = ["step", "time_s", "samples_per_s", "rec", "pos", "kl", "app", "gen", "adv", "cls", "d_adv", "d_cls",
@@ -198,7 +198,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     bar = tqdm(total=cfg.max_steps, initial=step, disable=rank != 0, desc=f"train {cfg.name}")
     samples_timer = (time.time(), step)
     while step < cfg.max_steps and (time.time() - start) / 60 < cfg.max_minutes:
-        b = make_batch(sampler, cfg.batch // world, stats, rng, cfg.label_dropout)
+        b = next(batches)
         obs_in, unobs_in, target, mask, scale = (to(a) for a in (b.observed_in, b.unobserved_in, b.target, b.mask, b.scale))
         action, style = to(b.action), to(b.style)
         prior_n = obs_in[:, -target.shape[1]:]

@@ -3,8 +3,10 @@ task, and turned into exactly the arrays the generator's inference path builds (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from model.representation import (MAX_DISTANCE, Stats, canonical_frame, key_distance, network_input, prepare,
                                    to_output_features)
@@ -16,7 +18,7 @@ from training.masks import TASK_WEIGHTS, sample_masks
 class WindowSampler:
     """Uniform over frames of the chosen clips; clips shorter than T are padded by holding the last pose."""
 
-    def __init__(self, ds: MotionDataset, split: str | list[str], T: int, seed: int = 0):
+    def __init__(self, ds: MotionDataset, split: str | list[str], T: int, seed: int | np.random.SeedSequence = 0):
         splits = [split] if isinstance(split, str) else split
         self.ds, self.T = ds, T
         self.clips = np.array([i for s in splits for i in ds.clips(s, min_length=16)])
@@ -74,6 +76,39 @@ def make_batch(sampler: WindowSampler, batch: int, stats: Stats, rng: np.random.
                  network_input(gt_canon, hidden, win.prior, stats),
                  channels_first((gt_feat - win.prior) / win.scale), channels_first(win.mask), channels_first(win.scale),
                  action_ids.astype(np.int64), style_ids.astype(np.int64), tasks)
+
+
+def batch_stream(ds: MotionDataset, splits: list[str], T: int, stats: Stats, batch: int, seed: list[int],
+                 label_dropout: float, workers: int = 0) -> Iterator[Batch]:
+    """Training batches forever, from window and mask streams seeded by `seed` (entropy for
+    np.random.SeedSequence). With `workers` > 0 they are built by that many background processes, each
+    with its own streams: one 512-window batch takes about a second of one CPU core, which would
+    leave a GPU idle; on the 2-core CPU the training processes use the cores and build them inline."""
+    if workers == 0:
+        return _batches(ds, splits, T, stats, batch, seed, label_dropout)
+    stream = _BatchStream(ds, splits, T, stats, batch, seed, label_dropout)
+    return iter(DataLoader(stream, batch_size=None, num_workers=workers, prefetch_factor=4, persistent_workers=True))
+
+
+def _batches(ds, splits, T, stats, batch, seed, label_dropout) -> Iterator[Batch]:
+    windows, masks = np.random.SeedSequence(seed).spawn(2)
+    sampler = WindowSampler(ds, splits, T, seed=windows)
+    rng = np.random.default_rng(masks)
+    while True:
+        yield make_batch(sampler, batch, stats, rng, label_dropout)
+
+
+class _BatchStream(IterableDataset):
+    """`_batches` in a DataLoader worker, its seed extended by the worker's number."""
+
+    def __init__(self, *args):
+        super().__init__()
+        self.args = args
+
+    def __iter__(self) -> Iterator[Batch]:
+        ds, splits, T, stats, batch, seed, label_dropout = self.args
+        info = get_worker_info()
+        return _batches(ds, splits, T, stats, batch, [*seed, info.id if info else 0], label_dropout)
 
 
 def compute_stats(sampler: WindowSampler, windows: int = 2048, fill: str = "linear") -> Stats:
