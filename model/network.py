@@ -205,10 +205,13 @@ class CVAE(nn.Module):
         return self.decoder(mu + sigma * noise, feats, cond)[-1]
 
     def forward(self, observed: torch.Tensor, unobserved: torch.Tensor, action: torch.Tensor,
-                style: torch.Tensor, gen_samples: int = 1) -> dict[str, object]:
+                style: torch.Tensor, gen_samples: int = 1, spread_from_kl: bool = False) -> dict[str, object]:
         """Training: both branches. The reconstructive branch decodes z ~ q(z | X_u); the generative
         branch decodes `gen_samples` draws z ~ p(z | X_i) per window ("gen" holds them sample-major:
-        row k * B + i is window i's draw k). The decoder runs once on all (batch-concatenated)."""
+        row k * B + i is window i's draw k). The decoder runs once on all (batch-concatenated).
+        `spread_from_kl`: the draws' noise scale is the prior's sigma detached, so only the KL sets the
+        prior's spread (to the posterior's); otherwise the generative branch's losses, which any noise
+        costs, shrink it below the posterior's and samples stop differing."""
         b, k = observed.shape[0], gen_samples
         feats_both = self.encoder(torch.cat([observed, unobserved], 0))
         feats = [f[:b] for f in feats_both]
@@ -217,7 +220,8 @@ class CVAE(nn.Module):
         q_mu, q_sigma = self.posterior(feats_both[-1][b:])
         z_q = q_mu + q_sigma * torch.randn_like(q_mu)
         mu_k = p_mu.repeat(k, 1, 1)
-        z_p = mu_k + p_sigma.repeat(k, 1, 1) * torch.randn_like(mu_k)
+        spread = p_sigma.detach() if spread_from_kl else p_sigma
+        z_p = mu_k + spread.repeat(k, 1, 1) * torch.randn_like(mu_k)
         outs = self.decoder(torch.cat([z_q, z_p], 0), [f.repeat(k + 1, 1, 1) for f in feats],
                             cond.repeat(k + 1, 1))
         return {"rec": [o[:b] for o in outs], "gen": [o[b:] for o in outs],

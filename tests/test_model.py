@@ -112,6 +112,21 @@ def test_forward_shapes_of_both_branches_and_the_discriminator():
     assert score.shape == (2, 1, 16) and action_logits.shape == (2, 4) and style_logits.shape == (2, 3)
 
 
+@pytest.mark.parametrize("spread_from_kl", [True, False])
+def test_prior_spread_learns_from_the_kl_only(spread_from_kl):
+    """The generative branch's losses reach the prior's mean but, with spread_from_kl, not its sigma."""
+    cfg = ModelConfig(c1=16, c2=32, z=8, heads=2, n_actions=4, n_styles=3, label_dim=4)
+    torch.manual_seed(0)
+    net = CVAE(cfg)
+    x, labels = torch.randn(2, 3 * cfg.channels, cfg.window), torch.tensor([0, 2])
+    out = net(x, x, labels, labels, 2, spread_from_kl)
+    mu, sigma = out["prior"]
+    mu.retain_grad(); sigma.retain_grad()
+    out["gen"][-1].square().sum().backward()
+    assert mu.grad.abs().sum() > 0
+    assert (sigma.grad is None or not sigma.grad.any()) == spread_from_kl
+
+
 def test_label_modulated_prior_depends_on_the_labels():
     """With nothing observed, the labels must reach z (generation from labels), not only the decoder."""
     cfg = ModelConfig(c1=16, c2=32, z=8, heads=2, n_actions=4, n_styles=3, label_dim=4, prior_labels=True)

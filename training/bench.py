@@ -236,7 +236,7 @@ def train_samples_per_s(device: str, data: Data, steps: int = 3) -> float:
         obs, unobs, target, mask, scale, action, style = next_batch()
         judge = lambda res, a, s: disc(torch.cat([res, obs[:, -target.shape[1]:]], 1), a, s)
         with autocast():
-            out = net(obs, unobs, action, style, cfg.gen_samples)
+            out = net(obs, unobs, action, style, cfg.gen_samples, cfg.prior_spread_from_kl)
             d_losses = discriminator_loss(judge, target, out["gen"][-1][:len(target)].float(), action, style)
         opt_d.zero_grad(set_to_none=True)
         d_losses["d_total"].backward()

@@ -22,6 +22,7 @@ class TrainConfig:
     lambda_app: float = 20.0     # appearance match: the generative branch on the observed entries, 4 scales
     lambda_gen: float = 2.0      # generative branch, global joint positions (cm) on the hidden entries
     gen_samples: int = 2         # prior samples per window; `gen` scores the best (variety loss: diversity)
+    prior_spread_from_kl: bool = True  # the prior's sigma learns from the KL only (network.CVAE.forward)
     lambda_adv: float = 1.0
     lambda_cls: float = 1.0
     adv_start: int = 500         # warm-up steps before the adversarial terms switch on

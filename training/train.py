@@ -205,7 +205,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
         judge = lambda res, a, s: d_model(torch.cat([res, prior_n], 1), a, s)
         adversarial = step >= cfg.adv_start
         with autocast:
-            out = g_model(obs_in, unobs_in, action, style, cfg.gen_samples)
+            out = g_model(obs_in, unobs_in, action, style, cfg.gen_samples, cfg.prior_spread_from_kl)
         if adversarial:
             with autocast:
                 d_losses = discriminator_loss(judge, target, out["gen"][-1][:len(target)].float(), action, style)
