@@ -34,6 +34,7 @@ def test_run_logs_plots_and_resumes(fixture_cache, tmp_path):
     rows = list(csv.DictReader(open(os.path.join(out, "log.csv"))))
     assert [int(r["step"]) for r in rows] == [8, 12]
     assert all(float(r["val_linear30_mm"]) > 0 and float(r["val_linearkeys10_mm"]) > 0 for r in rows)
+    assert all(0 < float(r["val_spread30_mm"]) < 10 * float(r["val_inbetween30_mm"]) for r in rows)  # two draws differ
     # the ratios are the model's error over linear's on the same hidden frames
     for r in rows:
         for name in ("30", "keys10"):

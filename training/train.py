@@ -93,13 +93,13 @@ def export(paths: list[str], net: CVAE, stats: Stats, meta: dict, extra_meta: di
 def validate(net: CVAE, sampler: WindowSampler, stats: Stats, cfg: TrainConfig, device: str) -> dict[str, float]:
     """On fixed held-out windows, the model's error against linear's on the hidden frames of two
     in-betweening masks: a 30-frame gap after 10 context frames, and single keys every 10 frames
-    (the add-on's case)."""
+    (the add-on's case); and how far apart two prior draws land in the 30-frame gap (diversity)."""
     rng_state = sampler.rng
     sampler.rng = np.random.default_rng(1234)
     world, _, _ = sampler.windows(cfg.val_windows)
     sampler.rng = rng_state
     zeros = np.zeros(len(world), np.int64)
-    noise = np.random.default_rng(0).standard_normal((len(world), cfg.model.z, cfg.model.window // 8))
+    draws = np.random.default_rng(0).standard_normal((2, len(world), cfg.model.z, cfg.model.window // 8))
 
     def run(inputs, action, style, z):
         t = lambda a: torch.from_numpy(np.asarray(a)).to(device)
@@ -111,13 +111,15 @@ def validate(net: CVAE, sampler: WindowSampler, stats: Stats, cfg: TrainConfig, 
     net.eval()
     for name, frames in (("30", inbetween_mask(cfg.model.window, 10, 30, start=40)[:, 0, 0]), ("keys10", keys)):
         mask = np.broadcast_to(frames_to_mask(frames), world.shape)
-        out, win = sample_window(run, world, mask, stats, (zeros, zeros), noise)
+        out, win = sample_window(run, world, mask, stats, (zeros, zeros), draws[0])
         linear = finish(win.prior, win, world, mask)
         t, observed = np.arange(len(frames)), np.flatnonzero(frames)
         hidden = ~frames & (t > observed[0]) & (t < observed[-1])  # in between, as the 30-frame gap
-        err = lambda x: float(np.linalg.norm(x[:, hidden] - world[:, hidden], axis=-1).mean() * 1000)
-        result.update({f"val_inbetween{name}_mm": err(out), f"val_linear{name}_mm": err(linear),
-                       f"val_ratio{name}": err(out) / err(linear)})
+        dist = lambda x, y: float(np.linalg.norm(x[:, hidden] - y[:, hidden], axis=-1).mean() * 1000)
+        result.update({f"val_inbetween{name}_mm": dist(out, world), f"val_linear{name}_mm": dist(linear, world),
+                       f"val_ratio{name}": dist(out, world) / dist(linear, world)})
+        if name == "30":
+            result["val_spread30_mm"] = dist(out, sample_window(run, world, mask, stats, (zeros, zeros), draws[1])[0])
     net.train()
     return result
 
@@ -188,7 +190,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda"))
     fields = ["step", "time_s", "samples_per_s", "rec", "pos", "kl", "app", "gen", "adv", "cls", "d_adv", "d_cls",
               "val_inbetween30_mm", "val_linear30_mm", "val_ratio30", "val_inbetweenkeys10_mm",
-              "val_linearkeys10_mm", "val_ratiokeys10"]
+              "val_linearkeys10_mm", "val_ratiokeys10", "val_spread30_mm"]
     new_log = not (resume and os.path.exists(log_path))
     log_file = open(log_path, "w" if new_log else "a", newline="") if rank == 0 else None
     writer = csv.DictWriter(log_file, fieldnames=fields) if log_file else None
