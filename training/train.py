@@ -161,26 +161,29 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     ds = MotionDataset.load(data)
-    cfg.model = ModelConfig(**{**cfg.model.to_dict(), "n_actions": len(ds.actions) + 1, "n_styles": len(ds.styles) + 1})
+    os.makedirs(out_dir, exist_ok=True)
+    ckpt_path, log_path = os.path.join(out_dir, "last.safetensors"), os.path.join(out_dir, "log.csv")
+    resuming = resume and os.path.exists(ckpt_path)
+    arrays, meta = checkpoint.load(ckpt_path) if resuming else ({}, {})
+    # a resumed run goes on with the network its checkpoint describes, whatever the named config says now
+    cfg.model = ModelConfig(**meta["config"]) if resuming else ModelConfig(
+        **{**cfg.model.to_dict(), "n_actions": len(ds.actions) + 1, "n_styles": len(ds.styles) + 1})
     # validation on motion kept out of training; a dataset without a held-out part validates on its own
     val_sampler = WindowSampler(ds, "val_heldout" if ds.clips("val_heldout") else splits, cfg.model.window, seed=99)
-    stats = compute_stats(WindowSampler(ds, splits, cfg.model.window, seed=7), fill=cfg.model.prior_fill)
+    stats = (Stats.from_arrays(arrays, meta["config"]) if resuming else
+             compute_stats(WindowSampler(ds, splits, cfg.model.window, seed=7), fill=cfg.model.prior_fill))
     net, disc = CVAE(cfg.model).to(device), Discriminator(cfg.model).to(device)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
-    os.makedirs(out_dir, exist_ok=True)
-    ckpt_path, log_path = os.path.join(out_dir, "last.safetensors"), os.path.join(out_dir, "log.csv")
-    step, elapsed = 0, 0.0
-    if resume and os.path.exists(ckpt_path):
-        arrays, meta = checkpoint.load(ckpt_path)
+    step, elapsed = (meta["step"], meta.get("elapsed_s", 0.0)) if resuming else (0, 0.0)
+    if resuming:
         load_module(net, "generator", arrays)
         load_module(disc, "disc", arrays)
         load_optimizer(opt_g, "opt_g", arrays); load_optimizer(opt_d, "opt_d", arrays)
-        stats, step, elapsed = Stats.from_arrays(arrays, cfg.model.to_dict()), meta["step"], meta.get("elapsed_s", 0.0)
     # the exponential moving average of the generator's weights is what validation sees and export
     # ships (starting from the weights resumed, when the checkpoint predates it)
     ema = copy.deepcopy(net).requires_grad_(False) if rank == 0 else None
-    if ema is not None and resume and os.path.exists(ckpt_path) and any(k.startswith("ema.") for k in arrays):
+    if ema is not None and any(k.startswith("ema.") for k in arrays):
         load_module(ema, "ema", arrays)
     g_model = DDP(net) if distributed else net
     d_model = DDP(disc) if distributed else disc
@@ -191,11 +194,15 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     fields = ["step", "time_s", "samples_per_s", "rec", "pos", "kl", "app", "gen", "adv", "cls", "d_adv", "d_cls",
               "val_inbetween30_mm", "val_linear30_mm", "val_ratio30", "val_inbetweenkeys10_mm",
               "val_linearkeys10_mm", "val_ratiokeys10", "val_spread30_mm"]
-    new_log = not (resume and os.path.exists(log_path))
-    log_file = open(log_path, "w" if new_log else "a", newline="") if rank == 0 else None
-    writer = csv.DictWriter(log_file, fieldnames=fields) if log_file else None
-    if writer and new_log:
+    earlier = []  # a resumed run's log is rewritten under today's columns (older runs logged fewer)
+    if rank == 0 and resume and os.path.exists(log_path):
+        with open(log_path) as f:
+            earlier = list(csv.DictReader(f))
+    log_file = open(log_path, "w", newline="") if rank == 0 else None
+    writer = csv.DictWriter(log_file, fieldnames=fields, extrasaction="ignore") if log_file else None
+    if writer:
         writer.writeheader()
+        writer.writerows(earlier)
     start, last = time.time() - elapsed, {}
     bar = tqdm(total=cfg.max_steps, initial=step, disable=rank != 0, desc=f"train {cfg.name}")
     samples_timer = (time.time(), step)
@@ -221,7 +228,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
         opt_g.step()
         if ema is not None:
-            update_ema(ema, net, cfg.ema_decay)
+            update_ema(ema, net, min(cfg.ema_decay, (1 + step) / (10 + step)))  # early on, less of the init
         step += 1
         bar.update(1)
         last = {k: float(v) for k, v in {**g_losses, **(d_losses if adversarial else {})}.items()}
