@@ -203,6 +203,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     if writer:
         writer.writeheader()
         writer.writerows(earlier)
+        log_file.flush()
     start, last = time.time() - elapsed, {}
     bar = tqdm(total=cfg.max_steps, initial=step, disable=rank != 0, desc=f"train {cfg.name}")
     samples_timer = (time.time(), step)
