@@ -111,3 +111,24 @@ def test_background_workers_build_distinct_reproducible_batches(fixture_cache, t
     assert not np.array_equal(take([0, 0, 0], 0, 1)[0], take([0, 0, 5], 0, 1)[0])  # resumed at another step
     result = train(get_config("tiny", max_steps=4, workers=2), fixture_cache, str(tmp_path / "w"), False, ["train"], None)
     assert result["step"] == 4 and np.isfinite(result["total"])
+
+
+def test_resume_goes_on_with_the_checkpoints_network_and_an_older_log(fixture_cache, tmp_path):
+    """Weights trained under an older config (here without the label-modulated prior) resume under
+    today's named config with their own network, and the older log's rows are kept."""
+    from dataclasses import replace
+    out = str(tmp_path / "old")
+    cfg = get_config("tiny", max_steps=4)
+    cfg.model = replace(cfg.model, prior_labels=False)
+    train(cfg, fixture_cache, out, False, ["train"], None)
+    log = os.path.join(out, "log.csv")
+    rows = list(csv.DictReader(open(log)))
+    with open(log, "w", newline="") as f:  # as an older version logged it: fewer columns
+        w = csv.DictWriter(f, fieldnames=["step", "time_s", "val_ratio30"], extrasaction="ignore")
+        w.writeheader(); w.writerows(rows)
+    result = train(get_config("tiny", max_steps=6), fixture_cache, out, True, ["train"], None)
+    assert result["step"] == 6
+    assert checkpoint.load(os.path.join(out, "last.safetensors"))[1]["config"]["prior_labels"] is False
+    resumed = list(csv.DictReader(open(log)))
+    assert [int(r["step"]) for r in resumed] == [4, 6] and resumed[0]["val_ratio30"] == rows[0]["val_ratio30"]
+    assert resumed[0]["val_spread30_mm"] == "" and float(resumed[1]["val_spread30_mm"]) > 0
