@@ -48,8 +48,9 @@ CONFIGS = {
                                                      prior_labels=True), batch=8,
                         max_steps=40, max_minutes=2, val_every=20, val_windows=16, ckpt_every=20,
                         adv_start=10, ema_decay=0.9),
-    # a usable model on a 2-core CPU within two hours. The linear prior (not the velocity fill): every
-    # velocity-prior run lost to linear at single keys every 10 frames, the add-on's case
+    # a usable model on a 2-core CPU within two hours. The linear prior, as the shipped weights: the
+    # velocity-prior runs lost to linear at single keys every 10 frames (the add-on's case); a linear
+    # run with today's losses was no better by step 1500 (1.06x), so the fill is not the whole story
     "cpu": TrainConfig(name="cpu", model=ModelConfig(c1=64, c2=128, z=64, heads=4, label_dim=16, prior_fill="linear",
                                                    prior_labels=True), batch=64,
                        lr=3e-4, max_minutes=105,  # 3x the paper's rate: a two-hour CPU budget
