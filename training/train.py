@@ -232,7 +232,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
             update_ema(ema, net, min(cfg.ema_decay, (1 + step) / (10 + step)))  # early on, less of the init
         step += 1
         bar.update(1)
-        last = {k: float(v) for k, v in {**g_losses, **(d_losses if adversarial else {})}.items()}
+        last = {k: float(v.detach()) for k, v in {**g_losses, **(d_losses if adversarial else {})}.items()}
         if rank == 0 and (step % cfg.val_every == 0 or step == cfg.max_steps):
             now = time.time()
             row = {"step": step, "time_s": round(now - start, 1),
