@@ -195,7 +195,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
               "val_inbetween30_mm", "val_linear30_mm", "val_ratio30", "val_inbetweenkeys10_mm",
               "val_linearkeys10_mm", "val_ratiokeys10", "val_spread30_mm"]
     earlier = []  # a resumed run's log is rewritten under today's columns (older runs logged fewer)
-    if rank == 0 and resume and os.path.exists(log_path):
+    if rank == 0 and resuming and os.path.exists(log_path):
         with open(log_path) as f:
             earlier = list(csv.DictReader(f))
     log_file = open(log_path, "w", newline="") if rank == 0 else None
