@@ -107,6 +107,7 @@ class Request:
     seed: int
     device: str = "auto"
     weights: str = ""
+    variety: float = 1.0  # the prior's temperature (Generator.sample)
 
 
 class Job:
@@ -130,7 +131,7 @@ class Job:
         from ..model.generator import Cancelled as GeneratorCancelled
         try:
             self.result = gen.sample(r.observed, r.mask, action=r.action, style=r.style, n=r.variations,
-                                     seed=r.seed, progress=self._progress)
+                                     seed=r.seed, progress=self._progress, temperature=r.variety)
         except GeneratorCancelled:
             raise Cancelled("Cancelled: nothing was changed.") from None
         except ValueError as exc:  # unknown label, bad shapes

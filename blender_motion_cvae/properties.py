@@ -3,13 +3,17 @@ the Bone Map overrides, the result actions and what Resample needs to redo the l
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, CollectionProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty,
+                       StringProperty)
 
 from . import jobs
 from .prefs import addon_prefs
 
 DEVICES = [("AUTO", "Auto", "CUDA when available, else the CPU"), ("CPU", "CPU", "Run on the CPU"),
            ("CUDA", "CUDA", "Run on an NVIDIA GPU")]
+MAX_VARIETY = 4.0  # model.generator.MAX_TEMPERATURE (a test keeps them equal; the model loads lazily)
+VARIETY_HELP = ("How far results may stray from the most likely motion: 0 gives that one motion for any seed, "
+                "1 the model's own spread, more makes variations differ more and keep less close to real motion")
 _items_alive: dict[str, list] = {}  # Blender keeps no reference to dynamic enum items: we must
 
 
@@ -46,6 +50,8 @@ class MotionCVAESettings(bpy.types.PropertyGroup):
     variations: IntProperty(name="Variations", default=1, min=1, max=16,
                             description="How many results, each its own action")  # type: ignore[valid-type]
     seed: IntProperty(name="Seed", default=0, min=0)  # type: ignore[valid-type]
+    variety: FloatProperty(name="Variety", default=1.0, min=0.0, max=MAX_VARIETY, step=10,
+                           description=VARIETY_HELP)  # type: ignore[valid-type]
     device: EnumProperty(name="Device", items=DEVICES, default="AUTO")  # type: ignore[valid-type]
     extend_frames: IntProperty(name="Extend Frames", default=30, min=1, max=3000,
                                description="Frames generated past the last key")  # type: ignore[valid-type]

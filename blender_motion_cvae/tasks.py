@@ -27,6 +27,7 @@ class Options:
     style_label: str | None = None
     variations: int | None = None
     seed: int | None = None
+    variety: float | None = None
     device: str | None = None
     frames: int | None = None   # Extend only
     weights: str = ""
@@ -40,8 +41,9 @@ def resolve(settings, mode: str, opts: Options) -> Options:
     seed = settings.last_seed + 1 if mode == "resample" else settings.seed
     return Options(opts.frame_start, opts.frame_end, label(opts.action_label, settings.action_label),
                    label(opts.style_label, settings.style_label), pick(opts.variations, settings.variations),
-                   pick(opts.seed, seed), pick(opts.device, settings.device).lower(),
-                   pick(opts.frames, settings.extend_frames), opts.weights)
+                   pick(opts.seed, seed), pick(opts.variety, settings.variety),
+                   pick(opts.device, settings.device).lower(), pick(opts.frames, settings.extend_frames),
+                   opts.weights)
 
 
 @dataclass
@@ -135,7 +137,7 @@ def plan(context, obj, mode: str, opts: Options) -> Plan:
     rig_io.check_biped(obj, clip)
     observed, mask = clip.model_inputs()
     request = jobs.Request(observed, mask, opts.action_label, opts.style_label, opts.variations, opts.seed,
-                           opts.device, opts.weights)
+                           opts.device, opts.weights, opts.variety)
     return Plan(mode, source, slot, clip, request)
 
 
@@ -156,8 +158,8 @@ def finish(obj, plan: Plan, motion: np.ndarray) -> list:
     r, settings = plan.request, obj.motion_cvae
     frames = [int(plan.clip.frames[0]), int(plan.clip.frames[-1])]
     for action, _ in created:
-        action["motion_cvae"] = {"mode": plan.mode, "source": base, "seed": r.seed, "action": r.action or "any",
-                                 "style": r.style or "any", "frames": frames}  # provenance, for users and scripts
+        action["motion_cvae"] = {"mode": plan.mode, "source": base, "seed": r.seed, "variety": r.variety,
+                                 "action": r.action or "any", "style": r.style or "any", "frames": frames}  # provenance, for users and scripts
         settings.results.add().action = action
     if plan.mode in ("fill", "resample"):
         settings.last_source = plan.source

@@ -25,6 +25,7 @@ DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "motion_cva
 ANY = "any"
 CONTEXT = 16     # frames of a window's own output that constrain the next window
 LOOKAHEAD = 32   # frames generated past a window's committed part, so it sees what comes next
+MAX_TEMPERATURE = 4.0  # prior noise beyond ~4 sigma is nothing the decoder saw in training
 
 
 class Cancelled(Exception):
@@ -102,6 +103,11 @@ def torch_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _check_temperature(temperature: float) -> None:
+    if not (np.isfinite(temperature) and 0.0 <= temperature <= MAX_TEMPERATURE):
+        raise ValueError(f"temperature must be between 0 and {MAX_TEMPERATURE:g}; got {temperature}")
 
 
 class Generator:
@@ -190,11 +196,15 @@ class Generator:
 
     def sample(self, observed: np.ndarray, mask: np.ndarray, action: str | None = None,
                style: str | None = None, n: int = 1, seed: int | None = None, length: int | None = None,
-               progress: Callable[[float], bool] | None = None) -> np.ndarray:
+               progress: Callable[[float], bool] | None = None, temperature: float = 1.0) -> np.ndarray:
+        """(n, length, J, 3) world positions, observed entries exact. `temperature` scales the prior's
+        noise: 0 is its mean (the most likely motion, the same for every seed), 1 the model's own
+        spread, more gives variations that differ more and keep less close to the data."""
         observed, mask = self._checked(observed, mask, batched=False)
         length = int(length or observed.shape[0])
         if length < 1 or n < 1:
             raise ValueError("length and n must be at least 1")
+        _check_temperature(temperature)
         T = self.window
         total = max(length, T)
         obs, msk = self._padded(observed[:length], mask[:length], total)
@@ -206,7 +216,8 @@ class Generator:
         start = 0
         while True:
             end = start + T
-            result = self._window(out[:, start:end], known[:, start:end], ids, rng.standard_normal(z_shape))
+            noise = temperature * rng.standard_normal(z_shape)
+            result = self._window(out[:, start:end], known[:, start:end], ids, noise)
             commit = T if end >= total else T - LOOKAHEAD
             out[:, start:start + commit] = result[:, :commit]
             known[:, start:start + commit] = True
@@ -218,17 +229,18 @@ class Generator:
         return out[:, :length]
 
     def sample_windows(self, observed: np.ndarray, mask: np.ndarray, action=None, style=None, n: int = 1,
-                       seed=None) -> np.ndarray:
+                       seed=None, temperature: float = 1.0) -> np.ndarray:
         """Many independent short windows in one forward (evaluation runs thousands; one `sample`
         call each was most of its time): observed (B, L, J, 3) with L <= window, mask broadcast to it
         -> (B, n, L, J, 3), observed entries exact. `action`/`style`: one label or one per window;
         `seed`: an int, or one per window to match `sample(observed[b], mask[b], n=n, seed=seed[b])`."""
         observed, mask = self._checked(observed, mask, batched=True)
+        _check_temperature(temperature)
         if not 1 <= observed.shape[1] <= self.window or n < 1:
             raise ValueError(f"windows must be 1 to {self.window} frames and n at least 1; "
                              f"got {observed.shape[1]} frames, n={n}")
         B, L = observed.shape[:2]
         obs, msk = self._padded(observed, mask, self.window)
         out = self._window(np.repeat(obs, n, 0), np.repeat(msk, n, 0), self._ids(action, style, B, n),
-                           self._noise(seed, B, n))
+                           temperature * self._noise(seed, B, n))
         return out.reshape((B, n) + obs.shape[1:])[:, :, :L]

@@ -90,7 +90,10 @@ def test_cli_baselines_only_writes_the_contract(folder, fixture_cache, tmp_path)
     assert set(r["complete"]) == {"lower_body", "upper_body"}
     assert r["complete"]["lower_body"]["mean_pose"]["mpjpe_mm"] > 0
     assert r["lift"]["mean_depth"]["mpjpe_mm"] > 0
-    assert set(r["diversity"]["model"]) == {"apd_mm", "min_of_10_mpjpe_mm", "single_mpjpe_mm", "keyframe_error_mm"}
+    assert set(r["diversity"]) == {"model", "model_t2", "model_t3", "ground_truth"}
+    assert set(r["diversity"]["model"]) == {"apd_mm", "min_of_10_mpjpe_mm", "single_mpjpe_mm", "keyframe_error_mm",
+                                            "foot_skate_mm"}
+    assert r["diversity"]["ground_truth"]["foot_skate_mm"] >= 0
     assert set(r["generate"]) == {"model", "real"}
     assert set(r["generate"]["real"]) == {"action_accuracy", "style_accuracy", "fid"}
     if not os.path.exists(ev.MODEL_PATH):
@@ -125,6 +128,8 @@ def test_model_entries_filled_exact_on_keys_and_deterministic(clips, tiny_genera
     d = r["diversity"]["model"]
     assert d["keyframe_error_mm"] == 0.0 and d["apd_mm"] > 0
     assert d["min_of_10_mpjpe_mm"] <= d["single_mpjpe_mm"]
+    hot = r["diversity"]["model_t3"]  # the add-on's Variety: more prior noise, samples further apart
+    assert hot["keyframe_error_mm"] == 0.0 and hot["apd_mm"] > d["apd_mm"]
     assert ev.inbetween(tiny, None, tiny_generator, 5)[0] == r["inbetween"]
     assert ev.inbetween(tiny, None, tiny_generator, 6)[0]["30"]["model"] != r["inbetween"]["30"]["model"]
 
@@ -144,7 +149,7 @@ def test_model_sees_nothing_it_should_not(clips):
     class Spy:
         actions, styles, window = ["walk"], ["normal"], 128
 
-        def sample_windows(self, observed, mask, action=None, style=None, n=1, seed=None):
+        def sample_windows(self, observed, mask, action=None, style=None, n=1, seed=None, temperature=1.0):
             from model.representation import full_mask
             full = np.broadcast_to(full_mask(mask, observed.shape[1]), observed.shape)
             assert not np.any(observed[~full])

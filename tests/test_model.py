@@ -59,6 +59,25 @@ def test_seed_is_reproducible_and_variations_differ(tiny_generator, clip):
     assert np.abs(a[0] - a[1]).max() > 0
 
 
+def test_temperature_scales_how_far_variations_differ(tiny_generator, clip):
+    """0 is the prior's mean (one motion whatever the seed); more noise, variations further apart;
+    observed entries exact at any temperature; out-of-range values refused."""
+    frames = np.zeros(190, bool)
+    frames[[0, 60, 189]] = True  # two windows: the second is constrained by the first's output
+    spread = {}
+    for t in (0.0, 1.0, 3.0):
+        s = tiny_generator.sample(clip[:190], frames, n=3, seed=7, temperature=t)
+        np.testing.assert_array_equal(s[:, frames], np.broadcast_to(clip[:190][frames], s[:, frames].shape))
+        spread[t] = np.abs(s[0] - s[1:]).mean()
+    assert spread[0.0] == 0.0 and spread[3.0] > spread[1.0] > 0
+    one = tiny_generator.sample(clip[:190], frames, seed=1, temperature=0.0)
+    np.testing.assert_array_equal(one, tiny_generator.sample(clip[:190], frames, seed=2, temperature=0.0))
+    windows = tiny_generator.sample_windows(clip[None, :64], frames[:64], n=2, seed=0, temperature=0.0)
+    np.testing.assert_array_equal(windows[0, 0], windows[0, 1])
+    for bad in (-0.5, float("nan"), 100.0):
+        with pytest.raises(ValueError, match="temperature must be between 0 and"):
+            tiny_generator.sample(clip[:128], frames[:128], temperature=bad)
+
 def test_labels_and_bad_labels(tiny_generator, clip):
     action = tiny_generator.actions[0]
     out = tiny_generator.sample(clip[:128], np.zeros(128, bool), action=action, n=1, seed=0)

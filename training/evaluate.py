@@ -47,6 +47,7 @@ LONG = 128
 KEY_SPACINGS, KEYED_LEN = (10, 20), 121
 IMAGE_M = 4.0  # the lifting camera's image spans 4 m x 4 m
 DIVERSITY_GAP, DIVERSITY_SAMPLES = 30, 10
+VARIETY = (2.0, 3.0)  # prior temperatures measured beside the model's own (the add-on's Variety)
 GEN_LEN = 64
 BATCH = 64  # model rows (windows x samples) per forward
 PELVIS = INDEX["pelvis"]
@@ -111,7 +112,7 @@ def seeds(seed: int, task: int, n: int) -> np.ndarray:
 
 
 def run_model(gen, w: np.ndarray, mask: np.ndarray, seed: int, task: int, n: int = 1,
-              actions: list | None = None, styles: list | None = None) -> np.ndarray | None:
+              actions: list | None = None, styles: list | None = None, temperature: float = 1.0) -> np.ndarray | None:
     """The model on each window, in batches: (N, L, J, 3), one (L, J, 3) mask for all and optional
     labels per window -> (N, n, L, J, 3). Hidden entries are zeroed first so nothing leaks. None when
     there is no model or windows, or the model can't do this task yet (NotImplementedError)."""
@@ -121,7 +122,8 @@ def run_model(gen, w: np.ndarray, mask: np.ndarray, seed: int, task: int, n: int
     step = max(1, BATCH // n)
     part = lambda v, i: None if v is None else v[i:i + step]
     try:
-        out = [gen.sample_windows(x[i:i + step], mask, part(actions, i), part(styles, i), n=n, seed=s[i:i + step])
+        out = [gen.sample_windows(x[i:i + step], mask, part(actions, i), part(styles, i), n=n, seed=s[i:i + step],
+                                  temperature=temperature)
                for i in range(0, len(w), step)]
     except NotImplementedError as exc:
         print(f"model: task {task} not available ({exc})", file=sys.stderr)
@@ -251,18 +253,30 @@ def lift(clips, mean_depth, gen, seed) -> dict:
 
 
 def diversity(clips, gen, seed) -> dict:
-    keys = ("apd_mm", "min_of_10_mpjpe_mm", "single_mpjpe_mm", "keyframe_error_mm")
+    """10 samples per 30-frame gap at the model's own temperature ("model") and at the VARIETY ones
+    ("model_t2", ...): how far samples differ (APD), the best and the average one's error, and whether
+    more spread costs realism (foot skate, keys included)."""
+    keys = ("apd_mm", "min_of_10_mpjpe_mm", "single_mpjpe_mm", "keyframe_error_mm", "foot_skate_mm")
+    names = {1.0: "model", **{t: f"model_t{t:g}" for t in VARIETY}}
     w, idx = windows(clips, CONTEXT + DIVERSITY_GAP + 1)
     mask = inbetween_mask(w.shape[1], CONTEXT, DIVERSITY_GAP)
-    s = run_model(gen, w, mask, seed, 40, n=DIVERSITY_SAMPLES)            # (N, n, L, J, 3)
-    if s is None:
-        return {"model": dict.fromkeys(keys)}
     frames = mask.all((1, 2))                                             # the observed frames
-    gap, gt = s[:, :, ~frames], w[:, None, ~frames]
-    err = np.linalg.norm(gap - gt, axis=-1).mean((-2, -1))               # (N, n)
-    key_err = np.linalg.norm(s[:, :, frames] - w[:, None, frames], axis=-1).max()
-    vals = (np.mean([metrics.apd(x) for x in gap]), err.min(1).mean(), err.mean(), key_err)
-    return {"model": dict(zip(keys, (mm(v) for v in vals)))}
+    ground = np.stack([clips[c].ground() for c, _ in idx]) if idx else None
+    out = {}
+    for temperature, name in names.items():
+        s = run_model(gen, w, mask, seed, 40, n=DIVERSITY_SAMPLES, temperature=temperature)  # (N, n, L, J, 3)
+        if s is None:
+            out[name] = dict.fromkeys(keys)
+            continue
+        gap, gt = s[:, :, ~frames], w[:, None, ~frames]
+        err = np.linalg.norm(gap - gt, axis=-1).mean((-2, -1))           # (N, n)
+        key_err = np.linalg.norm(s[:, :, frames] - w[:, None, frames], axis=-1).max()
+        skate = metrics.foot_skate(s[:, :, CONTEXT - 1:][..., list(FEET), :], ground[:, None])  # gap and its keys
+        vals = (np.mean([metrics.apd(x) for x in gap]), err.min(1).mean(), err.mean(), key_err, skate)
+        out[name] = dict(zip(keys, (mm(v) for v in vals)))
+    out["ground_truth"] = {**dict.fromkeys(keys), "foot_skate_mm": mm(metrics.foot_skate(
+        w[:, CONTEXT - 1:][..., list(FEET), :], ground)) if idx else None}
+    return out
 
 
 def generate(clips, gen, judge, seed) -> dict:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import blender_rigs as rigs
-from .helpers import activate, run
+from .helpers import activate, play, run
 
 
 class Layout:
@@ -51,6 +51,36 @@ def test_label_dropdowns_offer_the_checkpoint_vocabulary(addon, armature, weight
     assert run("fill_gaps", seed=2) == ({"FINISHED"}, "")
     meta = armature.animation_data.action["motion_cvae"]
     assert (meta["action"], meta["style"], meta["seed"], meta["mode"]) == (actions[0], styles[-1], 2, "fill")
+
+
+def _written(addon, obj) -> np.ndarray:
+    """Every key value of the action the armature now plays (its curves in a fixed order)."""
+    fcurves = addon.blender_motion_cvae.rig_io.fcurves(obj.animation_data.action,
+                                                      getattr(obj.animation_data, "action_slot", None))
+    return np.concatenate([[k.co[1] for k in fc.keyframe_points]
+                           for fc in sorted(fcurves, key=lambda f: (f.data_path, f.array_index))])
+
+
+def test_variety_sets_how_far_seeds_differ(addon, armature):
+    """Variety 0 is the model's most likely motion, the same for every seed; at 3 seeds differ. The
+    value is recorded with the result and matches the generator's limit."""
+    import bpy
+    from model.generator import MAX_TEMPERATURE
+    assert addon.blender_motion_cvae.properties.MAX_VARIETY == MAX_TEMPERATURE
+    source, written = bpy.data.actions["UiWalk"], {}
+    for variety in (0.0, 3.0):
+        armature.motion_cvae.variety = variety
+        for seed in (1, 2):
+            play(armature, source)
+            assert run("fill_gaps", seed=seed) == ({"FINISHED"}, "")
+            written[variety, seed] = _written(addon, armature)
+            assert armature.animation_data.action["motion_cvae"]["variety"] == variety
+    armature.motion_cvae.variety = 1.0
+    play(armature, source)
+    np.testing.assert_array_equal(written[0.0, 1], written[0.0, 2])
+    assert np.abs(written[3.0, 1] - written[3.0, 2]).max() > 1e-3
+    assert run("fill_gaps", seed=1, variety=0.0) == ({"FINISHED"}, "")  # the operator's own property
+    np.testing.assert_array_equal(_written(addon, armature), written[0.0, 1])
 
 
 def test_panels_and_preferences_draw(addon, armature):
