@@ -34,9 +34,8 @@ from model.representation import Stats, network_input, prepare
 from model.skeleton import JOINTS
 from training.configs import get_config
 from training.dataset import DEFAULT_CACHE, MotionDataset
-from training.losses import discriminator_loss, generator_losses
 from training.masks import TASK_WEIGHTS, sample_mask
-from training.train import export
+from training.train import export, train_step
 from training.windows import WindowSampler, batch_stream, compute_stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -203,9 +202,9 @@ def fill_gaps_s(weights: str | None, notes: list[str]) -> float | None:
 
 
 def train_samples_per_s(device: str, data: Data, steps: int = 3) -> float:
-    """One discriminator + one generator step of the `cpu` config's model, as training/train.py does
-    it; batches from training's batch stream (timed, as in training) or random tensors without a
-    dataset. On CUDA the `gpu` config's batch, bf16 autocast and background batch workers."""
+    """One discriminator + one generator step of the `cpu` config's model (training's own
+    `train_step`); batches from training's batch stream (timed, as in training) or random tensors
+    without a dataset. On CUDA the `gpu` config's batch, bf16 autocast and background batch workers."""
     cfg, gpu = get_config("cpu"), get_config("gpu")
     batch, bf16, workers = (cfg.batch, False, 0) if device == "cpu" else (gpu.batch, True, gpu.workers)
     model = cfg.model
@@ -230,23 +229,8 @@ def train_samples_per_s(device: str, data: Data, steps: int = 3) -> float:
     net, disc = CVAE(model).to(device), Discriminator(model).to(device)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
-    autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
-
-    def step():
-        obs, unobs, target, mask, scale, action, style = next_batch()
-        judge = lambda res, a, s: disc(torch.cat([res, obs[:, -target.shape[1]:]], 1), a, s)
-        with autocast():
-            out = net(obs, unobs, action, style, cfg.gen_samples, cfg.prior_spread_from_kl)
-            d_losses = discriminator_loss(judge, target, out["gen"][-1][:len(target)].float(), action, style)
-        opt_d.zero_grad(set_to_none=True)
-        d_losses["d_total"].backward()
-        opt_d.step()
-        with autocast():
-            g_losses = generator_losses(out, target, mask, scale, judge, action, style, cfg, True)
-        opt_g.zero_grad(set_to_none=True)
-        g_losses["total"].backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
-        opt_g.step()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16)
+    step = lambda: train_step(net, disc, opt_g, opt_d, next_batch(), cfg, True, autocast)
 
     step()
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)

@@ -209,30 +209,13 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     samples_timer = (time.time(), step)
     while step < cfg.max_steps and (time.time() - start) / 60 < cfg.max_minutes:
         b = next(batches)
-        obs_in, unobs_in, target, mask, scale = (to(a) for a in (b.observed_in, b.unobserved_in, b.target, b.mask, b.scale))
-        action, style = to(b.action), to(b.style)
-        prior_n = obs_in[:, -target.shape[1]:]
-        judge = lambda res, a, s: d_model(torch.cat([res, prior_n], 1), a, s)
-        adversarial = step >= cfg.adv_start
-        with autocast:
-            out = g_model(obs_in, unobs_in, action, style, cfg.gen_samples, cfg.prior_spread_from_kl)
-        if adversarial:
-            with autocast:
-                d_losses = discriminator_loss(judge, target, out["gen"][-1][:len(target)].float(), action, style)
-            opt_d.zero_grad(set_to_none=True)
-            d_losses["d_total"].backward()
-            opt_d.step()
-        with autocast:
-            g_losses = generator_losses(out, target, mask, scale, judge, action, style, cfg, adversarial)
-        opt_g.zero_grad(set_to_none=True)
-        g_losses["total"].backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
-        opt_g.step()
+        tensors = tuple(to(a) for a in (b.observed_in, b.unobserved_in, b.target, b.mask, b.scale, b.action, b.style))
+        losses = train_step(g_model, d_model, opt_g, opt_d, tensors, cfg, step >= cfg.adv_start, autocast)
         if ema is not None:
             update_ema(ema, net, min(cfg.ema_decay, (1 + step) / (10 + step)))  # early on, less of the init
         step += 1
         bar.update(1)
-        last = {k: float(v.detach()) for k, v in {**g_losses, **(d_losses if adversarial else {})}.items()}
+        last = {k: float(v.detach()) for k, v in losses.items()}
         if rank == 0 and (step % cfg.val_every == 0 or step == cfg.max_steps):
             now = time.time()
             row = {"step": step, "time_s": round(now - start, 1),
@@ -260,6 +243,32 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
         result["replicas_identical"] = replicas_identical(net, disc)
         dist.destroy_process_group()
     return result
+
+
+def train_step(g_model, d_model, opt_g, opt_d, tensors: tuple, cfg: TrainConfig, adversarial: bool,
+               autocast) -> dict[str, torch.Tensor]:
+    """One discriminator step (once the adversarial terms are on), then one generator step, on a
+    batch's tensors (observed, unobserved, target, mask, scale, action, style); returns every loss.
+    The benchmark times this same function."""
+    obs_in, unobs_in, target, mask, scale, action, style = tensors
+    prior_n = obs_in[:, -target.shape[1]:]
+    judge = lambda res, a, s: d_model(torch.cat([res, prior_n], 1), a, s)
+    with autocast:
+        out = g_model(obs_in, unobs_in, action, style, cfg.gen_samples, cfg.prior_spread_from_kl)
+    d_losses = {}
+    if adversarial:
+        with autocast:
+            d_losses = discriminator_loss(judge, target, out["gen"][-1][:len(target)].float(), action, style)
+        opt_d.zero_grad(set_to_none=True)
+        d_losses["d_total"].backward()
+        opt_d.step()
+    with autocast:
+        g_losses = generator_losses(out, target, mask, scale, judge, action, style, cfg, adversarial)
+    opt_g.zero_grad(set_to_none=True)
+    g_losses["total"].backward()
+    torch.nn.utils.clip_grad_norm_(g_model.parameters(), 10.0)
+    opt_g.step()
+    return {**g_losses, **d_losses}
 
 
 def replicas_identical(*modules: torch.nn.Module) -> bool:
