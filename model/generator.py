@@ -1,7 +1,7 @@
 """The one generator API: the add-on, the evaluation, the demo and the benchmarks all call this.
 
     gen = Generator.load(path=None, device="auto")
-    motion = gen.sample(observed, mask, action="walk", style="tired", n=4, seed=0)
+    motion = gen.sample(observed, mask, action="walk", style="tired", n=4, seed=0, temperature=1.0)
 
 `observed` holds world positions (L, J, 3) in metres, Y up, 30 fps; `mask` says which entries are
 observed ((L,), (L, J) or (L, J, 3)); the result is (n, L, J, 3) with every observed entry exactly as
