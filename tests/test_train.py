@@ -59,6 +59,27 @@ def test_output_scale_is_tabled_by_distance_to_the_nearest_key(fixture_cache):
     assert np.abs(b.target[observed]).max() < 1e-3  # the prior is the observation where observed
 
 
+def test_generation_windows_face_forward_and_others_keep_their_heading(fixture_cache):
+    """A window with nothing observed is turned, rigidly, to face +Z over the origin at its first
+    frame; a window with anything observed is left as sampled (its observation decides its frame)."""
+    from training.baselines import facing_frame
+    from training.dataset import MotionDataset
+    from training.masks import generate_mask, sample_mask
+    from training.windows import WindowSampler, facing_unobserved
+    world, _, _ = WindowSampler(MotionDataset.load(fixture_cache), "train", 128, seed=3).windows(4)
+    masks = np.stack([generate_mask(128), sample_mask("predict", 128, np.random.default_rng(0)),
+                      generate_mask(128), sample_mask("lift", 128, np.random.default_rng(1))])
+    out = facing_unobserved(world, masks)
+    for i in (0, 2):
+        frame = facing_frame(out[i, 0])
+        assert abs(np.sin(frame.yaw)) < 1e-5 and np.cos(frame.yaw) > 0 and np.abs(frame.origin).max() < 1e-5
+        assert abs(np.sin(facing_frame(world[i, 0]).yaw)) > 1e-3  # the sampler had turned it
+        pairwise = lambda w: np.linalg.norm(w[:, :, None] - w[:, None], axis=-1)
+        np.testing.assert_allclose(pairwise(out[i]), pairwise(world[i]), atol=1e-5)
+        np.testing.assert_allclose(out[i, ..., 1], world[i, ..., 1], atol=1e-6)
+    np.testing.assert_array_equal(out[[1, 3]], world[[1, 3]])
+
+
 def test_ddp_two_gloo_processes_keep_replicas_identical(fixture_cache, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
