@@ -86,6 +86,14 @@ def canonical_frame(observed: np.ndarray, mask: np.ndarray) -> Frame:
     return Frame(origin.astype(np.float64), yaw.astype(np.float64))
 
 
+def first_frame_canonical(world: np.ndarray) -> np.ndarray:
+    """(..., T, J, 3) world windows -> float64 positions in the canonical frame of each one's first
+    frame (its pelvis over the origin, facing +Z), as if that frame alone were observed."""
+    first = np.zeros(world.shape, bool)
+    first[..., 0, :, :] = True
+    return canonical_frame(world, first).to_canonical(world.astype(np.float64))
+
+
 def canonical_mask(mask: np.ndarray, frame: Frame) -> np.ndarray:
     """Observed entries after rotation: x and z mix, so each is known only when both are."""
     turned = np.abs(np.sin(frame.yaw)) > 1e-9

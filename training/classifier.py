@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from model.representation import canonical_frame, to_output_features
+from model.representation import first_frame_canonical, to_output_features
 from model.skeleton import NUM_JOINTS
 from training.dataset import MotionDataset
 from training.metrics import feature_stats
@@ -33,8 +33,7 @@ DEFAULT_PATH = os.path.join(os.path.dirname(__file__), "..", "model", "weights",
 
 def canonical_windows(windows: np.ndarray) -> np.ndarray:
     """(N, WINDOW, J, 3) world positions -> (N, J*3, WINDOW) float32 network input."""
-    mask = np.ones(windows.shape, bool)
-    canon = canonical_frame(windows.astype(np.float64), mask).to_canonical(windows.astype(np.float64))
+    canon = first_frame_canonical(windows.astype(np.float64))
     feat = to_output_features(canon).reshape(len(windows), WINDOW, -1)
     return np.ascontiguousarray(feat.transpose(0, 2, 1), dtype=np.float32)
 

@@ -8,7 +8,7 @@ from typing import Iterator
 import numpy as np
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from model.representation import (MAX_DISTANCE, Stats, canonical_frame, key_distance, network_input, prepare,
+from model.representation import (MAX_DISTANCE, Stats, first_frame_canonical, key_distance, network_input, prepare,
                                    to_output_features)
 from model.skeleton import MIRROR
 from training.dataset import MotionDataset
@@ -87,10 +87,8 @@ def facing_unobserved(world: np.ndarray, masks: np.ndarray) -> np.ndarray:
     empty = ~masks.reshape(len(masks), -1).any(1)
     if not empty.any():
         return world
-    first = np.zeros(world[empty].shape, bool)
-    first[:, 0] = True
     out = world.copy()
-    out[empty] = canonical_frame(world[empty], first).to_canonical(world[empty].astype(np.float64))
+    out[empty] = first_frame_canonical(world[empty])
     return out
 
 
@@ -133,10 +131,7 @@ def compute_stats(sampler: WindowSampler, windows: int = 2048, fill: str = "line
     distance to the nearest key, from windows masked by the training mixture (never decreasing with
     distance, at least 2 mm)."""
     world, _, _ = sampler.windows(windows)
-    mask = np.zeros(world.shape, bool)
-    mask[:, 0] = True
-    frame = canonical_frame(world, mask)
-    canon = frame.to_canonical(world.astype(np.float64))
+    canon = first_frame_canonical(world)
     flat = lambda a: a.reshape(-1, a.shape[-2], 3).astype(np.float64)
     c, f = flat(canon), flat(to_output_features(canon))
     inputs = [a.astype(np.float32) for a in (c.mean(0), c.std(0) + 1e-3, f.mean(0), f.std(0) + 1e-3)]
