@@ -80,6 +80,37 @@ def folded_generator(net: CVAE) -> CVAE:
     return net
 
 
+def warm_start(net: CVAE, tensors: dict[str, np.ndarray]) -> list[str]:
+    """Load exported generator weights (fp16, spectral norm folded) into a training network, whose
+    spectral-normed layers then re-estimate their largest singular value (a folded weight's is ~1,
+    so the function is kept). Layers the export lacks keep their initialisation and are returned:
+    label modulation starts at zero, so adding it (prior_labels) changes nothing until it learns."""
+    folded = {k[len("generator."):]: torch.from_numpy(v).float() for k, v in tensors.items()
+              if k.startswith("generator.")}
+    own = net.state_dict()
+    state, missing = {}, []
+    for key, value in own.items():
+        name = key.replace(".parametrizations.weight.original", ".weight")
+        if key.endswith(("._u", "._v")):
+            continue
+        if name not in folded:
+            missing.append(key)
+        elif folded[name].numel() != value.numel() or folded[name].dim() > max(value.dim(), 1):
+            raise SystemExit(f"--init: {name} is {tuple(folded[name].shape)} in the weights but {tuple(value.shape)} "
+                             "in this config's network; use the config the weights were trained with")
+        else:
+            state[key] = folded.pop(name).reshape(value.shape)  # safetensors stores scalars as (1,)
+    if folded:
+        raise SystemExit(f"--init: the weights hold layers this network lacks ({', '.join(sorted(folded)[:4])}); "
+                         "use the config they were trained with")
+    net.load_state_dict(state, strict=False)
+    for module in net.modules():
+        if parametrize.is_parametrized(module, "weight"):
+            sn = module.parametrizations.weight[0]
+            sn._power_method(sn._reshape_weight_to_matrix(module.parametrizations.weight.original), 200)
+    return missing
+
+
 def export(paths: list[str], net: CVAE, stats: Stats, meta: dict, extra_meta: dict | None = None) -> None:
     """Shipped weights: fp16 folded generator + float32 normalisation statistics, folded once and
     written to each path (the last of them with `extra_meta`)."""
@@ -147,7 +178,7 @@ def plot_log(log_path: str) -> None:
 
 
 def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[str], ship: str | None,
-          device: str = "auto") -> dict:
+          device: str = "auto", init: str | None = None) -> dict:
     distributed = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -165,12 +196,19 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     ckpt_path, log_path = os.path.join(out_dir, "last.safetensors"), os.path.join(out_dir, "log.csv")
     resuming = resume and os.path.exists(ckpt_path)
     arrays, meta = checkpoint.load(ckpt_path) if resuming else ({}, {})
+    initial, init_meta = checkpoint.load(init) if init and not resuming else ({}, {})
+    if init_meta and (init_meta["actions"], init_meta["styles"]) != (ds.actions, ds.styles):
+        raise SystemExit(f"--init {init}: its action and style vocabularies differ from this dataset's")
     # a resumed run goes on with the network its checkpoint describes, whatever the named config says now
     cfg.model = ModelConfig(**meta["config"]) if resuming else ModelConfig(
         **{**cfg.model.to_dict(), "n_actions": len(ds.actions) + 1, "n_styles": len(ds.styles) + 1})
+    if init_meta and init_meta["config"]["prior_fill"] != cfg.model.prior_fill:
+        raise SystemExit(f"--init {init}: it refines the {init_meta['config']['prior_fill']} fill, this config the "
+                         f"{cfg.model.prior_fill} one")
     # validation on motion kept out of training; a dataset without a held-out part validates on its own
     val_sampler = WindowSampler(ds, "val_heldout" if ds.clips("val_heldout") else splits, cfg.model.window, seed=99)
     stats = (Stats.from_arrays(arrays, meta["config"]) if resuming else
+             Stats.from_arrays(initial, init_meta["config"]) if init_meta else
              compute_stats(WindowSampler(ds, splits, cfg.model.window, seed=7), fill=cfg.model.prior_fill))
     net, disc = CVAE(cfg.model).to(device), Discriminator(cfg.model).to(device)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -180,6 +218,15 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
         load_module(net, "generator", arrays)
         load_module(disc, "disc", arrays)
         load_optimizer(opt_g, "opt_g", arrays); load_optimizer(opt_d, "opt_d", arrays)
+    elif init_meta:
+        new = warm_start(net, initial)
+        if rank == 0:
+            print(f"--init {init} (step {init_meta.get('step')}); starting from their initialisation: "
+                  f"{', '.join(new) if new else 'nothing'}")
+    # where a run began: its own first step, or the weights it was started from (kept when resumed)
+    origin = meta.get("init") if resuming else (
+        {"path": os.path.basename(init), "sha256": init_meta["sha256"], "step": init_meta.get("step"),
+         "init": init_meta.get("init")} if init_meta else None)
     # the exponential moving average of the generator's weights is what validation sees and export
     # ships (starting from the weights resumed, when the checkpoint predates it)
     ema = copy.deepcopy(net).requires_grad_(False) if rank == 0 else None
@@ -227,11 +274,11 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
             samples_timer = (time.time(), step)
         if rank == 0 and step % cfg.ckpt_every == 0:
             save_training(ckpt_path, net, ema, disc, opt_g, opt_d, stats,
-                          meta_for(cfg, ds, step, {"elapsed_s": time.time() - start}))
+                          meta_for(cfg, ds, step, {"elapsed_s": time.time() - start, "init": origin}))
     bar.close()
     result = {"step": step, "minutes": (time.time() - start) / 60, **last}
     if rank == 0:
-        meta = meta_for(cfg, ds, step, {"elapsed_s": time.time() - start, "splits": splits})
+        meta = meta_for(cfg, ds, step, {"elapsed_s": time.time() - start, "splits": splits, "init": origin})
         save_training(ckpt_path, net, ema, disc, opt_g, opt_d, stats, meta)
         licence = {"licence": "CC BY-NC 4.0 (trained on the Bandai Namco Research Motion Dataset, (c) 2022 "
                               "Bandai Namco Research Inc.) and CMU mocap (mocap.cs.cmu.edu, NSF EIA-0196217)"}
@@ -247,21 +294,20 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
 
 def train_step(g_model, d_model, opt_g, opt_d, tensors: tuple, cfg: TrainConfig, adversarial: bool,
                autocast) -> dict[str, torch.Tensor]:
-    """One discriminator step (once the adversarial terms are on), then one generator step, on a
-    batch's tensors (observed, unobserved, target, mask, scale, action, style); returns every loss.
-    The benchmark times this same function."""
+    """One discriminator step, then one generator step, on a batch's tensors (observed, unobserved,
+    target, mask, scale, action, style); returns every loss. The generator feels the discriminator
+    only once `adversarial` (after cfg.adv_start steps): by then it is a fair judge, which matters for
+    a warm start's fresh discriminator facing a trained generator. The benchmark times this function."""
     obs_in, unobs_in, target, mask, scale, action, style = tensors
     prior_n = obs_in[:, -target.shape[1]:]
     judge = lambda res, a, s: d_model(torch.cat([res, prior_n], 1), a, s)
     with autocast:
         out = g_model(obs_in, unobs_in, action, style, cfg.gen_samples, cfg.prior_spread_from_kl)
-    d_losses = {}
-    if adversarial:
-        with autocast:
-            d_losses = discriminator_loss(judge, target, out["gen"][-1][:len(target)].float(), action, style)
-        opt_d.zero_grad(set_to_none=True)
-        d_losses["d_total"].backward()
-        opt_d.step()
+    with autocast:
+        d_losses = discriminator_loss(judge, target, out["gen"][-1][:len(target)].float(), action, style)
+    opt_d.zero_grad(set_to_none=True)
+    d_losses["d_total"].backward()
+    opt_d.step()
     with autocast:
         g_losses = generator_losses(out, target, mask, scale, judge, action, style, cfg, adversarial)
     opt_g.zero_grad(set_to_none=True)
@@ -302,6 +348,9 @@ def main() -> None:
     ap.add_argument("--data", default=DEFAULT_CACHE, help="dataset cache folder or motion.npz")
     ap.add_argument("--out", default=None, help="run folder (default runs/<config>)")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", metavar="WEIGHTS",
+                    help="start a new run from exported weights (e.g. the shipped model/weights/motion_cvae.safetensors): "
+                         "generator and statistics from them, a fresh discriminator and optimiser")
     ap.add_argument("--splits", default="train", help="comma-separated splits to train on (e.g. train,val_takes)")
     ap.add_argument("--max-minutes", type=float)
     ap.add_argument("--max-steps", type=int)
@@ -316,7 +365,7 @@ def main() -> None:
     cfg = get_config(args.config, max_minutes=args.max_minutes, max_steps=args.max_steps, batch=args.batch,
                      threads=args.threads, **parse_overrides(args.set))
     result = train(cfg, args.data, args.out or os.path.join("runs", cfg.name), args.resume,
-                   args.splits.split(","), args.ship, args.device)
+                   args.splits.split(","), args.ship, args.device, args.init)
     if int(os.environ.get("RANK", 0)) == 0:
         print(json.dumps(result))
 
