@@ -95,7 +95,8 @@ def test_cli_baselines_only_writes_the_contract(folder, fixture_cache, tmp_path)
                                             "foot_skate_mm"}
     assert r["diversity"]["ground_truth"]["foot_skate_mm"] >= 0
     assert set(r["generate"]) == {"model", "real"}
-    assert set(r["generate"]["real"]) == {"action_accuracy", "style_accuracy", "fid"}
+    assert set(r["generate"]["real"]) == {"action_accuracy", "style_accuracy", "fid", "body_speed_mps"}
+    assert r["generate"]["real"]["body_speed_mps"] > 0.05  # real motion moves relative to its pelvis
     if not os.path.exists(ev.MODEL_PATH):
         assert r["inbetween"]["30"]["model"]["mpjpe_mm"] is None
         assert all(v is None for v in r["diversity"]["model"].values())
@@ -166,6 +167,7 @@ def test_generate_scores_with_a_classifier(clips, fixture_cache, tiny_generator,
     r = ev.generate(clips, tiny_generator, judge, seed=0)
     assert 0.0 <= r["real"]["action_accuracy"] <= 1.0 and r["real"]["fid"] >= 0
     assert r["model"]["fid"] is not None and r["model"]["action_accuracy"] is not None
+    assert r["model"]["body_speed_mps"] >= 0 and r["real"]["body_speed_mps"] > 0.05
 
 
 def test_cli_input_errors_are_one_line(fixture_cache, tmp_path):

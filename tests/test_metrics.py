@@ -78,3 +78,13 @@ def test_mpjpe_symmetric_and_translation_equals_offset(frames, shift):
     assert metrics.mpjpe(a, b) == pytest.approx(abs(shift))
     c = rng.normal(size=a.shape)
     assert metrics.mpjpe(a, c) == pytest.approx(metrics.mpjpe(c, a))
+
+
+def test_body_speed_ignores_the_root_and_counts_the_pose():
+    t = np.arange(31)[:, None, None] / 30.0
+    travelling = np.zeros((31, 3, 3)) + np.array([2.0, 0, 0]) * t  # every joint carried at 2 m/s
+    assert metrics.body_speed(travelling, 30.0) == pytest.approx(0.0)
+    waving = travelling.copy()
+    waving[:, 2, 1] += 0.5 * t[:, 0, 0]                     # one of the two non-root joints rises 0.5 m/s
+    assert metrics.body_speed(waving, 30.0) == pytest.approx(0.25)
+    assert metrics.body_speed(waving, 60.0) == pytest.approx(0.5)

@@ -153,3 +153,46 @@ def test_resume_goes_on_with_the_checkpoints_network_and_an_older_log(fixture_ca
     resumed = list(csv.DictReader(open(log)))
     assert [int(r["step"]) for r in resumed] == [4, 6] and resumed[0]["val_ratio30"] == rows[0]["val_ratio30"]
     assert resumed[0]["val_spread30_mm"] == "" and float(resumed[1]["val_spread30_mm"]) > 0
+
+
+def test_init_starts_a_run_from_exported_weights(fixture_cache, tmp_path):
+    """Exported weights (fp16, spectral norm folded; a lineage's training state stays on its machine)
+    warm-start a network that computes what they compute, one with a label-modulated prior added too;
+    a run started from them trains on their statistics, records where it began, and keeps that when
+    resumed; weights of another size are refused with the reason."""
+    from dataclasses import replace
+    import torch
+    from model.generator import Generator
+    from model.network import CVAE, ModelConfig
+    from training.train import warm_start
+    cfg = get_config("tiny", max_steps=10)
+    cfg.model = replace(cfg.model, prior_labels=False)
+    train(cfg, fixture_cache, str(tmp_path / "first"), False, ["train"], None)
+    exported = str(tmp_path / "first" / "motion_cvae.safetensors")
+    tensors, meta = checkpoint.load(exported)
+    model_cfg = ModelConfig(**{**meta["config"], "prior_labels": True})
+    net, fresh = CVAE(model_cfg).eval(), CVAE(model_cfg).eval()
+    missing = warm_start(net, tensors)
+    assert missing and all(k.startswith("prior.blocks.") and ".film." in k for k in missing)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3 * model_cfg.channels, 128)).astype(np.float32)
+    a, s = rng.integers(0, model_cfg.n_actions, 4), rng.integers(0, model_cfg.n_styles, 4)
+    z = rng.standard_normal((4, model_cfg.z, 16)).astype(np.float32)
+    want = Generator.load(exported, device="cpu", backend="torch").backend.run(x, a, s, z)
+    with torch.no_grad():
+        got, other = (m.sample(*(torch.from_numpy(v) for v in (x, a, s, z))).numpy() for m in (net, fresh))
+    assert np.abs(got - want).mean() < 0.1 * np.abs(other - want).mean()
+
+    out = str(tmp_path / "second")
+    train(get_config("tiny", max_steps=4), fixture_cache, out, False, ["train"], None, init=exported)
+    arrays, run_meta = checkpoint.load(os.path.join(out, "last.safetensors"))
+    assert run_meta["init"]["sha256"] == meta["sha256"] and run_meta["init"]["step"] == 10
+    assert run_meta["config"]["prior_labels"] is True
+    for key in (k for k in tensors if k.startswith("stats.")):
+        np.testing.assert_array_equal(arrays[key], tensors[key])
+    train(get_config("tiny", max_steps=6), fixture_cache, out, True, ["train"], None, init=exported)
+    assert checkpoint.load(os.path.join(out, "last.safetensors"))[1]["init"] == run_meta["init"]
+    wider = get_config("tiny", max_steps=2)
+    wider.model = replace(wider.model, c1=24)
+    with pytest.raises(SystemExit, match="use the config the weights were trained with"):
+        train(wider, fixture_cache, str(tmp_path / "third"), False, ["train"], None, init=exported)

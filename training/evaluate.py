@@ -36,7 +36,7 @@ from model.representation import velocity_fill
 from model.skeleton import FEET, INDEX, NUM_JOINTS
 from training import metrics
 from training.baselines import MeanDepth, MeanPose, MotionMatcher, interpolate, slerp_inbetween
-from training.bvh import BVHError, Motion, load_bvh
+from training.bvh import TARGET_FPS, BVHError, Motion, load_bvh
 from training.cli import run
 from training.dataset import MotionDataset, find_bvh, floor_height, labels_for
 from training.masks import complete_mask, frames_to_mask, generate_mask, inbetween_mask, lift_mask, predict_mask
@@ -280,13 +280,19 @@ def diversity(clips, gen, seed) -> dict:
 
 
 def generate(clips, gen, judge, seed) -> dict:
-    keys = ("action_accuracy", "style_accuracy", "fid")
+    """Motion from labels alone: recognised as them (accuracy), like real motion (FID), and moving:
+    joints' speed relative to the pelvis (m/s), beside real motion's."""
+    keys = ("action_accuracy", "style_accuracy", "fid", "body_speed_mps")
     out = {"model": dict.fromkeys(keys), "real": dict.fromkeys(keys)}
     w, idx = windows(clips, GEN_LEN)
-    if judge is None or not idx:
+    speed = lambda x: round(metrics.body_speed(x, TARGET_FPS, PELVIS), 4)
+    if not idx:
+        return out
+    out["real"]["body_speed_mps"] = speed(w)
+    if judge is None:
         return out
     labels = [(clips[c].action, clips[c].style) for c, _ in idx]
-    out["real"] = _judged(judge, w, labels)
+    out["real"] = {**_judged(judge, w, labels), "body_speed_mps": speed(w)}
     if gen is None:
         return out
     # labels the model doesn't know are left out of its conditioning (generation from nothing)
@@ -294,7 +300,7 @@ def generate(clips, gen, judge, seed) -> dict:
     fake = run_model(gen, np.zeros_like(w), generate_mask(GEN_LEN), seed, 50,
                      actions=[a for a, _ in asked], styles=[s for _, s in asked])
     if fake is not None:
-        out["model"] = _judged(judge, fake[:, 0], asked)
+        out["model"] = {**_judged(judge, fake[:, 0], asked), "body_speed_mps": speed(fake[:, 0])}
     return out
 
 

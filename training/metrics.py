@@ -65,6 +65,14 @@ def apd(samples: np.ndarray) -> float:
     return float(total / (n * (n - 1) / 2))
 
 
+def body_speed(positions: np.ndarray, fps: float, root: int = 0) -> float:
+    """Mean speed of the joints relative to the root (..., T, J, 3) -> units per second: whether a
+    body moves, which a travelling root with a frozen pose (generation's failure) hides from FID."""
+    p = np.asarray(positions, np.float64)
+    rel = np.delete(p - p[..., root:root + 1, :], root, axis=-2)
+    return float(np.linalg.norm(np.diff(rel, axis=-3), axis=-1).mean() * fps)
+
+
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of (N, D) features, for the Frechet distance."""
     f = np.asarray(features, np.float64)
