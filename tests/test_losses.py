@@ -18,6 +18,23 @@ def test_pelvis_trajectory_error_moves_every_joint():
     assert err[0, 5, 0, 0] == 1.0 and err.abs().sum() == 4.0
 
 
+def test_pose_term_sees_the_pose_where_the_trajectory_error_is_larger():
+    """10 cm of pelvis error, and two joints 1 cm off in opposite directions: on global positions
+    alone that costs exactly as much as a perfect pose (|10 + 1| + |10 - 1| = 2 x 10), so nothing
+    pulls the pose right; the pelvis-relative term does, and leaves a pure trajectory error alone."""
+    res_std = torch.full((1, 63, 1), 0.01)
+    mask = torch.zeros(1, 63, 4)
+    mask[..., 0] = 1
+    right_pose, wrong_pose = torch.zeros(1, 63, 4), torch.zeros(1, 63, 4)
+    right_pose[0, 2] = wrong_pose[0, 2] = 10.0            # pelvis z: 10 cm
+    wrong_pose[0, 3 * 5 + 2], wrong_pose[0, 3 * 6 + 2] = 1.0, -1.0
+    zero = torch.zeros(1, 63, 4)
+    loss = lambda r, w: hidden_position_loss(r, zero, mask, res_std, pose_weight=w)
+    assert torch.isclose(loss(wrong_pose, 0.0), loss(right_pose, 0.0))
+    assert loss(wrong_pose, 1.0) > loss(right_pose, 1.0) + 0.01  # 2 cm over 63 x 3 entries, x 0.5 extrapolated
+    assert torch.isclose(loss(right_pose, 1.0), loss(right_pose, 0.0))
+
+
 def test_between_keys_separates_gaps_from_extrapolation():
     mask = torch.tensor([[[0, 1, 0, 0, 1, 0, 0.]]])
     assert between_keys(mask).tolist() == [[[0, 0, 1, 1, 0, 0, 0]]]
@@ -33,8 +50,8 @@ def test_each_part_of_a_window_is_averaged_apart():
     tail_only = torch.zeros(1, 63, 64)
     tail_only[0, 3:, 4:] = 1.0
     zero = torch.zeros(1, 63, 64)
-    gap = hidden_position_loss(gap_only, zero, mask, res_std)
-    tail = hidden_position_loss(tail_only, zero, mask, res_std)
+    gap = hidden_position_loss(gap_only, zero, mask, res_std, pose_weight=0.0)
+    tail = hidden_position_loss(tail_only, zero, mask, res_std, pose_weight=0.0)
     assert torch.isclose(gap, torch.tensor(20 / 21)) and torch.isclose(tail, 0.5 * gap)
 
 
@@ -54,7 +71,8 @@ def test_generative_branch_scores_each_windows_best_draw_and_skips_unconstrained
     pyr = lambda x: [x[..., ::8], x[..., ::4], x[..., ::2], x]
     out = {"rec": pyr(torch.zeros(b, c, t)), "gen": pyr(draws),
            "prior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2)), "posterior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2))}
-    cfg = SimpleNamespace(lambda_rec=1, lambda_pos=1, lambda_kl=1, kl_prior_share=0.8, lambda_app=1, lambda_gen=1)
+    cfg = SimpleNamespace(lambda_rec=1, lambda_pos=1, lambda_kl=1, kl_prior_share=0.8, lambda_app=1, lambda_gen=1,
+                          pose_weight=0.0)
     gen = generator_losses(out, target, mask, res_std, None, None, None, cfg, adversarial=False)["gen"]
     per_cm = 20 / 21 * 0.5                               # 20 of 21 joints moved, extrapolated entries
     assert torch.isclose(gen, torch.tensor((0.0 + 2.0) / 2 * per_cm))

@@ -17,6 +17,7 @@ class TrainConfig:
     betas: tuple[float, float] = (0.0, 0.99)
     lambda_rec: float = 5.0      # reconstruction: the reconstructive branch, all entries, 4 scales
     lambda_pos: float = 5.0      # reconstructive branch, global joint positions (cm) on the hidden entries
+    pose_weight: float = 1.0     # in pos and gen, the pelvis-relative pose's L1 (cm) beside the global one
     lambda_kl: float = 1.0       # KL(q || p), summed over latent channels, mean over batch and time
     kl_prior_share: float = 0.8  # of the KL's gradient, the share that moves the prior (losses.balanced_kl)
     lambda_app: float = 20.0     # appearance match: the generative branch on the observed entries, 4 scales

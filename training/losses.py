@@ -36,6 +36,16 @@ def position_error(residual_diff: torch.Tensor, scale: torch.Tensor) -> torch.Te
     return from_output_features(feat).reshape(b, t, c).transpose(1, 2) * 100.0
 
 
+def pose_error(residual_diff: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """The same difference -> per-entry error of the joints relative to the pelvis, in cm (the pelvis
+    trajectory's own channels are zero). An L1 on global positions alone is blind to the pose wherever
+    the trajectory's error is the larger: each coordinate's |e_pelvis + e_joint| then only sees the
+    mean of the joints' errors, so lifting (depth never seen) and generation (nothing seen) got no
+    pull towards the right pose; decoded even from the posterior, generated bodies barely moved."""
+    err = residual_diff * scale * 100.0
+    return torch.cat([torch.zeros_like(err[:, :3]), err[:, 3:]], 1)  # pelvis first (model.skeleton)
+
+
 def between_keys(mask: torch.Tensor) -> torch.Tensor:
     """(B, C, T) float mask -> 1 where an entry is hidden but observed both before and after it."""
     before = torch.cummax(mask, -1).values
@@ -44,13 +54,17 @@ def between_keys(mask: torch.Tensor) -> torch.Tensor:
 
 
 def hidden_position_loss(residual: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-                         scale: torch.Tensor, outside_weight: float = 0.5) -> torch.Tensor:
-    """Global-position L1 (cm) on the hidden entries, in-between entries and extrapolated ones
-    (before the first / after the last observation) averaged apart: extrapolation errors are several
-    times larger and would otherwise drown the in-betweening signal. Returns (B,), one per window."""
-    error = position_error(residual - target, scale)
+                         scale: torch.Tensor, pose_weight: float, outside_weight: float = 0.5) -> torch.Tensor:
+    """Global-position L1 (cm) on the hidden entries, plus `pose_weight` times the pelvis-relative
+    one (pose_error); in-between entries and extrapolated ones (before the first / after the last
+    observation) averaged apart: extrapolation errors are several times larger and would otherwise
+    drown the in-betweening signal. Returns (B,), one per window."""
+    diff = residual - target
     inside = between_keys(mask)
-    return window_l1(error, inside) + outside_weight * window_l1(error, 1 - mask - inside)
+    outside = 1 - mask - inside
+    per_window = lambda e: window_l1(e, inside) + outside_weight * window_l1(e, outside)
+    loss = per_window(position_error(diff, scale))
+    return loss + pose_weight * per_window(pose_error(diff, scale)) if pose_weight else loss
 
 
 def kl_divergence(q: tuple[torch.Tensor, torch.Tensor], p: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -85,11 +99,11 @@ def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, scale:
     draws = out["gen"][-1].shape[0] // b
     targets, masks = pyramid(target), pyramid(mask)
     rec = sum((o - t).abs().mean() for o, t in zip(out["rec"], targets))
-    pos = hidden_position_loss(out["rec"][-1], target, mask, scale).mean()
+    pos = hidden_position_loss(out["rec"][-1], target, mask, scale, cfg.pose_weight).mean()
     app = sum(masked_l1(o, t.repeat(draws, 1, 1), m.repeat(draws, 1, 1))
               for o, t, m in zip(out["gen"], targets, masks))
     gen = hidden_position_loss(out["gen"][-1], target.repeat(draws, 1, 1), mask.repeat(draws, 1, 1),
-                               scale.expand_as(target).repeat(draws, 1, 1))
+                               scale.expand_as(target).repeat(draws, 1, 1), cfg.pose_weight)
     constrained = (mask.sum((1, 2)) > 0).to(gen.dtype)
     gen = (gen.reshape(draws, b).min(0).values * constrained).sum() / constrained.sum().clamp_min(1.0)
     kl = balanced_kl(out["posterior"], out["prior"], cfg.kl_prior_share)
