@@ -196,3 +196,13 @@ def test_init_starts_a_run_from_exported_weights(fixture_cache, tmp_path):
     wider.model = replace(wider.model, c1=24)
     with pytest.raises(SystemExit, match="use the config the weights were trained with"):
         train(wider, fixture_cache, str(tmp_path / "third"), False, ["train"], None, init=exported)
+
+
+def test_discriminator_learns_before_the_generator_feels_it(fixture_cache, tmp_path):
+    """Before adv_start the generator's losses have no adversarial term, but the discriminator is
+    already learning (a warm start's fresh one must be a fair judge by then)."""
+    out = str(tmp_path / "warmup")
+    train(get_config("tiny", max_steps=3, adv_start=100), fixture_cache, out, False, ["train"], None)
+    row = list(csv.DictReader(open(os.path.join(out, "log.csv"))))[-1]
+    assert row["adv"] == "" and row["cls"] == ""
+    assert float(row["d_adv"]) > 0 and float(row["d_cls"]) > 0

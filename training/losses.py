@@ -121,11 +121,13 @@ def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, scale:
 
 
 def classification(action_logits, style_logits, action, style) -> torch.Tensor:
-    """Cross-entropy against known labels (id 0 = unknown / any is ignored)."""
+    """Cross-entropy against known labels (id 0 = unknown / any is ignored). Written without a branch
+    on the data: a batch with no known label still reaches both heads (with zero gradient), so every
+    process of a distributed run reduces the same parameters."""
     loss = action_logits.new_zeros(())
     for logits, ids in ((action_logits, action), (style_logits, style)):
-        if (ids > 0).any():
-            loss = loss + F.cross_entropy(logits, ids, ignore_index=0)
+        known = (ids > 0).sum().clamp_min(1)
+        loss = loss + F.cross_entropy(logits, ids, ignore_index=0, reduction="sum") / known
     return loss
 
 
