@@ -59,6 +59,13 @@ def _skip_init(torch):
             setattr(init, name, fn)
 
 
+def generator_state(tensors: dict[str, np.ndarray]) -> dict:
+    """An export's generator weights as float32 torch tensors, keyed as the (spectral norm folded)
+    CVAE's state dict; torch widens fp16 several times faster than numpy's astype."""
+    import torch
+    return {k[len("generator."):]: torch.from_numpy(v).float() for k, v in tensors.items() if k.startswith("generator.")}
+
+
 class TorchBackend:
     """The CVAE's inference path in PyTorch (spectral norm already folded into the weights)."""
 
@@ -73,10 +80,7 @@ class TorchBackend:
         self.torch, self.device = torch, device
         with _skip_init(torch):
             self.net = CVAE(ModelConfig(**{**config, "spectral_norm": False}))
-        # torch widens fp16 several times faster than numpy's astype
-        state = {k[len("generator."):]: torch.from_numpy(v).float()
-                 for k, v in tensors.items() if k.startswith("generator.")}
-        self.net.load_state_dict(state)
+        self.net.load_state_dict(generator_state(tensors))
         self.net.eval().to(device)
 
     def run(self, inputs, action, style, noise):

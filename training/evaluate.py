@@ -292,7 +292,7 @@ def generate(clips, gen, judge, seed) -> dict:
     if judge is None:
         return out
     labels = [(clips[c].action, clips[c].style) for c, _ in idx]
-    out["real"] = {**_judged(judge, w, labels), "body_speed_mps": speed(w)}
+    out["real"].update(_judged(judge, w, labels))
     if gen is None:
         return out
     # labels the model doesn't know are left out of its conditioning (generation from nothing)

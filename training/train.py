@@ -24,7 +24,7 @@ from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from model import checkpoint
-from model.generator import DEFAULT_WEIGHTS, sample_window
+from model.generator import DEFAULT_WEIGHTS, generator_state, sample_window
 from model.network import CVAE, Discriminator, ModelConfig
 from model.representation import Stats, finish
 from model.skeleton import JOINTS
@@ -85,8 +85,7 @@ def warm_start(net: CVAE, tensors: dict[str, np.ndarray]) -> list[str]:
     spectral-normed layers then re-estimate their largest singular value (a folded weight's is ~1,
     so the function is kept). Layers the export lacks keep their initialisation and are returned:
     label modulation starts at zero, so adding it (prior_labels) changes nothing until it learns."""
-    folded = {k[len("generator."):]: torch.from_numpy(v).float() for k, v in tensors.items()
-              if k.startswith("generator.")}
+    folded = generator_state(tensors)
     own = net.state_dict()
     state, missing = {}, []
     for key, value in own.items():
