@@ -46,19 +46,19 @@ def weights_path(override: str = "") -> str:
 
 
 def vocabularies(override: str = "") -> tuple[list[str], list[str]]:
-    """(actions, styles) from the checkpoint's JSON sidecar, without loading the model; empty when
-    the runtime or the file is missing."""
+    """(actions, styles) the model learned (checkpoint.trained_labels), from the checkpoint's JSON
+    sidecar without loading the model; empty when the runtime or the file is missing."""
     if missing_runtime():
         return [], []
-    from ..model.checkpoint import sidecar
+    from ..model.checkpoint import sidecar, trained_labels
     path = sidecar(weights_path(override))
     try:
         stamp = os.path.getmtime(path)
         if path not in _vocab or _vocab[path][0] != stamp:
             with open(path) as f:
                 meta = json.load(f)
-            _vocab[path] = (stamp, list(meta.get("actions", [])), list(meta.get("styles", [])))
-    except (OSError, ValueError):
+            _vocab[path] = (stamp, *trained_labels(meta))
+    except (OSError, ValueError, KeyError):
         return [], []
     return _vocab[path][1], _vocab[path][2]
 

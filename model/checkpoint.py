@@ -41,6 +41,14 @@ def save(path: str, tensors: dict[str, np.ndarray], meta: dict) -> None:
     os.replace(sidecar(path) + ".tmp", sidecar(path))
 
 
+def trained_labels(meta: dict) -> tuple[list[str], list[str]]:
+    """(actions, styles) the model learned: those of its training clips. The vocabularies also hold
+    labels only held-out clips have (the "youthful" style), whose embeddings never trained; weights
+    exported before this was recorded offer their whole vocabularies."""
+    trained = meta.get("trained_labels", {})
+    return list(trained.get("actions", meta["actions"])), list(trained.get("styles", meta["styles"]))
+
+
 def load(path: str) -> tuple[dict[str, np.ndarray], dict]:
     """Read and verify a checkpoint; raises CheckpointError with an actionable message."""
     name = os.path.basename(path)

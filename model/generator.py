@@ -122,8 +122,9 @@ class Generator:
         self.config = meta["config"]
         self.window: int = self.config["window"]
         self.fps: float = meta.get("fps", 30.0)
-        self.actions: list[str] = meta["actions"]
+        self.actions: list[str] = meta["actions"]  # the vocabularies: label ids are positions in them
         self.styles: list[str] = meta["styles"]
+        self.trained_actions, self.trained_styles = checkpoint.trained_labels(meta)  # what a user may ask for
         if tuple(meta["joints"]) != JOINTS:
             raise checkpoint.CheckpointError("The checkpoint was trained on another skeleton; it can't be used here.")
 
@@ -144,11 +145,13 @@ class Generator:
     def device(self) -> str:
         return self.backend.device
 
-    def label_id(self, value: str | None, vocab: list[str], kind: str) -> int:
+    def label_id(self, value: str | None, vocab: list[str], trained: list[str], kind: str) -> int:
         if value in (None, "", ANY):
             return 0
-        if value not in vocab:
-            raise ValueError(f"Unknown {kind} {value!r}; this model knows: {', '.join(vocab)}")
+        if value not in trained:
+            known = f"this model knows: {', '.join(trained)}"
+            raise ValueError(f"The model never learned the {kind} {value!r} (no training clip has it); {known}"
+                             if value in vocab else f"Unknown {kind} {value!r}; {known}")
         return vocab.index(value) + 1
 
     def _window(self, observed: np.ndarray, mask: np.ndarray, ids: tuple[np.ndarray, np.ndarray],
@@ -158,12 +161,13 @@ class Generator:
 
     def _ids(self, action, style, count: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Label ids for `count` windows x `n` variations; a label is one value or one per window."""
-        def ids(value, vocab, kind):
+        def ids(value, vocab, trained, kind):
             values = [value] * count if value is None or isinstance(value, str) else list(value)
             if len(values) != count:
                 raise ValueError(f"{len(values)} {kind} labels for {count} windows")
-            return np.repeat(np.array([self.label_id(v, vocab, kind) for v in values], np.int64), n)
-        return ids(action, self.actions, "action"), ids(style, self.styles, "style")
+            return np.repeat(np.array([self.label_id(v, vocab, trained, kind) for v in values], np.int64), n)
+        return (ids(action, self.actions, self.trained_actions, "action"),
+                ids(style, self.styles, self.trained_styles, "style"))
 
     def _noise(self, seed, count: int, n: int) -> np.ndarray:
         """(count * n, Z, T/8) latent noise for one window position: one generator for the batch

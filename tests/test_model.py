@@ -86,6 +86,19 @@ def test_labels_and_bad_labels(tiny_generator, clip):
         tiny_generator.sample(clip[:128], np.zeros(128, bool), action="moonwalk")
 
 
+def test_a_label_no_training_clip_had_is_refused(tiny_generator, clip):
+    """A vocabulary label only held-out clips have (its embedding never trained) is not offered."""
+    trained, untrained = tiny_generator.actions[0], tiny_generator.actions[1]
+    meta = {**tiny_generator.meta, "trained_labels": {"actions": [trained], "styles": tiny_generator.styles}}
+    gen = Generator(tiny_generator.backend, meta, tiny_generator.stats)
+    assert (gen.trained_actions, gen.actions) == ([trained], tiny_generator.actions)
+    with pytest.raises(ValueError, match=f"never learned the action '{untrained}'.*knows: {trained}$"):
+        gen.sample(clip[:128], np.zeros(128, bool), action=untrained)
+    # a trained label keeps its id (its position in the whole vocabulary)
+    np.testing.assert_array_equal(gen.sample(clip[:128], np.zeros(128, bool), action=trained, seed=3),
+                                  tiny_generator.sample(clip[:128], np.zeros(128, bool), action=trained, seed=3))
+
+
 def test_bad_observed_input_is_rejected(tiny_generator, clip):
     bad = clip[:128].copy()
     bad[3, 2, 1] = np.nan

@@ -3,6 +3,7 @@ DistributedDataParallel over two gloo processes with the replicas kept identical
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,7 +14,8 @@ import pytest
 
 from model import checkpoint
 from training.configs import get_config
-from training.train import train
+from training.dataset import SPLITS, MotionDataset
+from training.train import meta_for, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,6 +42,20 @@ def test_run_logs_plots_and_resumes(fixture_cache, tmp_path):
         for name in ("30", "keys10"):
             ratio = float(r[f"val_inbetween{name}_mm"]) / float(r[f"val_linear{name}_mm"])
             assert abs(float(r[f"val_ratio{name}"]) - ratio) < 2e-3
+
+
+def test_checkpoints_record_the_labels_their_training_clips_have(fixture_cache, tiny_run):
+    ds = MotionDataset.load(fixture_cache)
+    split = ds.split.copy()
+    split[ds.names.index("salsa/01.bvh")] = SPLITS.index("val_heldout")
+    held_out = dataclasses.replace(ds, split=split)
+    meta = meta_for(get_config("tiny"), held_out, ["train"], 0)
+    assert meta["actions"] == ["indian_dance", "salsa", "walk"]  # the ids stay the whole vocabulary's
+    assert meta["trained_labels"] == {"actions": ["indian_dance", "walk"], "styles": ["normal"]}
+    both = meta_for(get_config("tiny"), held_out, ["train", "val_heldout"], 0)["trained_labels"]
+    assert both["actions"] == ds.actions
+    exported = checkpoint.load(os.path.join(tiny_run, "motion_cvae.safetensors"))[1]
+    assert exported["trained_labels"] == {"actions": ds.actions, "styles": ds.styles}
 
 
 def test_output_scale_is_tabled_by_distance_to_the_nearest_key(fixture_cache):

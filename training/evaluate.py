@@ -295,8 +295,8 @@ def generate(clips, gen, judge, seed) -> dict:
     out["real"].update(_judged(judge, w, labels))
     if gen is None:
         return out
-    # labels the model doesn't know are left out of its conditioning (generation from nothing)
-    asked = [(a if a in gen.actions else None, s if s in gen.styles else None) for a, s in labels]
+    # labels the model never learned are left out of its conditioning (held-out "youthful": any style)
+    asked = [(a if a in gen.trained_actions else None, s if s in gen.trained_styles else None) for a, s in labels]
     fake = run_model(gen, np.zeros_like(w), generate_mask(GEN_LEN), seed, 50,
                      actions=[a for a, _ in asked], styles=[s for _, s in asked])
     if fake is not None:

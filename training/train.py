@@ -35,9 +35,15 @@ from training.masks import frames_to_mask, inbetween_mask
 from training.windows import WindowSampler, batch_stream, compute_stats
 
 
-def meta_for(cfg: TrainConfig, ds: MotionDataset, step: int, extra: dict | None = None) -> dict:
+def meta_for(cfg: TrainConfig, ds: MotionDataset, splits: list[str], step: int, extra: dict | None = None) -> dict:
+    """A checkpoint's metadata; `trained_labels` are the labels of the clips in `splits` (what
+    checkpoint.trained_labels offers users), the vocabularies every label of the dataset (the ids)."""
+    clips = [i for s in splits for i in ds.clips(s)]
+    seen = lambda ids, vocab: [vocab[i] for i in sorted(set(ids[clips].tolist())) if i >= 0]
     return {"config": cfg.model.to_dict(), "train": cfg.to_dict(), "joints": list(JOINTS), "fps": 30.0,
-            "actions": ds.actions, "styles": ds.styles, "step": step, **(extra or {})}
+            "actions": ds.actions, "styles": ds.styles, "step": step,
+            "trained_labels": {"actions": seen(ds.action, ds.actions), "styles": seen(ds.style, ds.styles)},
+            **(extra or {})}
 
 
 def state_arrays(prefix: str, module: torch.nn.Module) -> dict[str, np.ndarray]:
@@ -273,11 +279,11 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
             samples_timer = (time.time(), step)
         if rank == 0 and step % cfg.ckpt_every == 0:
             save_training(ckpt_path, net, ema, disc, opt_g, opt_d, stats,
-                          meta_for(cfg, ds, step, {"elapsed_s": time.time() - start, "init": origin}))
+                          meta_for(cfg, ds, splits, step, {"elapsed_s": time.time() - start, "init": origin}))
     bar.close()
     result = {"step": step, "minutes": (time.time() - start) / 60, **last}
     if rank == 0:
-        meta = meta_for(cfg, ds, step, {"elapsed_s": time.time() - start, "splits": splits, "init": origin})
+        meta = meta_for(cfg, ds, splits, step, {"elapsed_s": time.time() - start, "splits": splits, "init": origin})
         save_training(ckpt_path, net, ema, disc, opt_g, opt_d, stats, meta)
         licence = {"licence": "CC BY-NC 4.0 (trained on the Bandai Namco Research Motion Dataset, (c) 2022 "
                               "Bandai Namco Research Inc.) and CMU mocap (mocap.cs.cmu.edu, NSF EIA-0196217)"}

@@ -3,7 +3,9 @@ for the UI layout checks every property and operator they name), and the label d
 checkpoint's vocabulary."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -42,6 +44,19 @@ def armature(addon):
     rigs.thin(action, getattr(obj.animation_data, "action_slot", None), 20, 1)
     activate(obj)
     return obj
+
+
+def test_label_dropdowns_offer_only_labels_the_model_trained_on(addon, weights, tmp_path):
+    from model import checkpoint
+    copy = str(tmp_path / "held_out_style.safetensors")
+    shutil.copy(weights, copy)
+    with open(checkpoint.sidecar(weights)) as f:
+        meta = json.load(f)
+    actions, styles = meta["actions"], meta["styles"]
+    meta["trained_labels"] = {"actions": actions, "styles": styles[1:]}
+    with open(checkpoint.sidecar(copy), "w") as f:
+        json.dump(meta, f)
+    assert addon.blender_motion_cvae.jobs.vocabularies(copy) == (actions, styles[1:])
 
 
 def test_label_dropdowns_offer_the_checkpoint_vocabulary(addon, armature, weights):
