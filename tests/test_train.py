@@ -15,7 +15,7 @@ import pytest
 from model import checkpoint
 from training.configs import get_config
 from training.dataset import SPLITS, MotionDataset
-from training.train import meta_for, train
+from training.train import folded_generator, meta_for, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,6 +56,27 @@ def test_checkpoints_record_the_labels_their_training_clips_have(fixture_cache, 
     assert both["actions"] == ds.actions
     exported = checkpoint.load(os.path.join(tiny_run, "motion_cvae.safetensors"))[1]
     assert exported["trained_labels"] == {"actions": ds.actions, "styles": ds.styles}
+
+
+def test_folding_spectral_norm_keeps_the_function_and_leaves_the_network_usable():
+    import torch
+    from torch.nn.utils import parametrize
+    from model.network import CVAE
+    torch.manual_seed(0)
+    cfg = get_config("tiny").model
+    net = CVAE(cfg)
+    x, ids = torch.randn(2, 3 * cfg.channels, cfg.window), torch.zeros(2, dtype=torch.long)
+    noise = torch.randn(2, cfg.z, cfg.window // 8)
+    for _ in range(3):  # training-mode forwards move the power iteration's vectors
+        net.sample(x, ids, ids, noise)
+    net.eval()
+    with torch.no_grad():
+        expected = net.sample(x, ids, ids, noise)
+        plain = folded_generator(net)
+        assert not any(parametrize.is_parametrized(m) for m in plain.modules())
+        torch.testing.assert_close(plain.sample(x, ids, ids, noise), expected, rtol=1e-5, atol=1e-6)
+    net.train()
+    net.sample(x, ids, ids, noise)  # the source network still runs (a deep copy's unfolding broke it)
 
 
 def test_output_scale_is_tabled_by_distance_to_the_nearest_key(fixture_cache):

@@ -78,12 +78,18 @@ def load_optimizer(opt: torch.optim.Optimizer, prefix: str, arrays: dict[str, np
 
 
 def folded_generator(net: CVAE) -> CVAE:
-    """A copy with spectral normalisation folded into plain weights (what inference runs)."""
-    net = copy.deepcopy(net).eval()
-    for module in net.modules():
-        if parametrize.is_parametrized(module, "weight"):
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-    return net
+    """A plain copy with spectral normalisation folded into its weights (what inference runs). Built
+    afresh: deep-copying `net` and removing the copy's parametrisations deletes the `weight` property
+    from the parametrised class the two share, which breaks `net` itself."""
+    plain = CVAE(ModelConfig(**{**net.cfg.to_dict(), "spectral_norm": False})).eval()
+    was_training = net.training
+    net.eval()  # read the normalised weights without a power-iteration step
+    with torch.no_grad():
+        state = {key: getattr(net.get_submodule(owner), leaf).detach().cpu().clone()
+                 for key in plain.state_dict() for owner, _, leaf in [key.rpartition(".")]}
+    net.train(was_training)
+    plain.load_state_dict(state)
+    return plain
 
 
 def warm_start(net: CVAE, tensors: dict[str, np.ndarray]) -> list[str]:
