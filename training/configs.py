@@ -28,6 +28,7 @@ class TrainConfig:
     lambda_cls: float = 1.0
     adv_start: int = 500         # warm-up steps before the adversarial terms switch on
     label_dropout: float = 0.2
+    size_jitter: float = 0.0     # each training window's size scaled by exp(U(-j, j)) (windows.WindowSampler)
     ema_decay: float = 0.999     # validation and export use this moving average of the generator's weights
     val_every: int = 250
     val_windows: int = 256
