@@ -6,7 +6,8 @@
 `observed` holds world positions (L, J, 3) in metres, Y up, 30 fps; `mask` says which entries are
 observed ((L,), (L, J) or (L, J, 3)); the result is (n, L, J, 3) with every observed entry exactly as
 given. Windows longer than the model's T go by overlapping windows whose first frames are the
-previous window's output; shorter ones are padded with hidden frames and cropped.
+previous window's output; shorter ones are padded with hidden frames and cropped. A body is sampled
+at the size of the training skeleton it is most like (model.body_size) and scaled back.
 `sample_windows` runs a batch of such short windows, each with its own mask, in one forward.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from . import checkpoint
+from .body_size import size_ratio
 from .representation import Stats, Window, finish, full_mask, network_input, prepare, residual_to_features
 from .skeleton import JOINTS
 
@@ -125,6 +127,8 @@ class Generator:
         self.actions: list[str] = meta["actions"]  # the vocabularies: label ids are positions in them
         self.styles: list[str] = meta["styles"]
         self.trained_actions, self.trained_styles = checkpoint.trained_labels(meta)  # what a user may ask for
+        # the training skeletons' bone lengths: a body is sampled at the nearest one's size (body_size)
+        self.skeletons = np.asarray(meta.get("skeletons", []), np.float64).reshape(-1, len(JOINTS) - 1)
         if tuple(meta["joints"]) != JOINTS:
             raise checkpoint.CheckpointError("The checkpoint was trained on another skeleton; it can't be used here.")
 
@@ -202,6 +206,11 @@ class Generator:
         msk[..., :k, :, :] = mask[..., :k, :, :]
         return obs, msk
 
+    @staticmethod
+    def _resized(out: np.ndarray, observed: np.ndarray, mask: np.ndarray, ratio) -> np.ndarray:
+        """Output made at the training skeleton's size back at the body's own, observed entries exact."""
+        return np.where(mask, observed, out * np.asarray(ratio, np.float32)).astype(np.float32)
+
     def sample(self, observed: np.ndarray, mask: np.ndarray, action: str | None = None,
                style: str | None = None, n: int = 1, seed: int | None = None, length: int | None = None,
                progress: Callable[[float], bool] | None = None, temperature: float = 1.0) -> np.ndarray:
@@ -215,7 +224,8 @@ class Generator:
         _check_temperature(temperature)
         T = self.window
         total = max(length, T)
-        obs, msk = self._padded(observed[:length], mask[:length], total)
+        ratio = size_ratio(observed, mask, self.skeletons)
+        obs, msk = self._padded(observed[:length] / ratio, mask[:length], total)
         ids = self._ids(action, style, 1, n)
         rng = np.random.default_rng(seed)
         z_shape = (n, self.config["z"], T // 8)
@@ -234,7 +244,7 @@ class Generator:
             if end >= total:
                 break
             start = min(start + commit - CONTEXT, total - T)
-        return out[:, :length]
+        return self._resized(out[:, :length], observed[:length], mask[:length], ratio)
 
     def sample_windows(self, observed: np.ndarray, mask: np.ndarray, action=None, style=None, n: int = 1,
                        seed=None, temperature: float = 1.0) -> np.ndarray:
@@ -248,7 +258,9 @@ class Generator:
             raise ValueError(f"windows must be 1 to {self.window} frames and n at least 1; "
                              f"got {observed.shape[1]} frames, n={n}")
         B, L = observed.shape[:2]
-        obs, msk = self._padded(observed, mask, self.window)
+        ratio = size_ratio(observed, mask, self.skeletons)[:, None, None, None]
+        obs, msk = self._padded(observed / ratio, mask, self.window)
         out = self._window(np.repeat(obs, n, 0), np.repeat(msk, n, 0), self._ids(action, style, B, n),
                            temperature * self._noise(seed, B, n))
-        return out.reshape((B, n) + obs.shape[1:])[:, :, :L]
+        out = out.reshape((B, n) + obs.shape[1:])[:, :, :L]
+        return self._resized(out, observed[:, None], mask[:, None], ratio[:, None])

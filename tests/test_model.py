@@ -99,6 +99,22 @@ def test_a_label_no_training_clip_had_is_refused(tiny_generator, clip):
                                   tiny_generator.sample(clip[:128], np.zeros(128, bool), action=trained, seed=3))
 
 
+def test_a_body_of_another_size_is_sampled_at_the_training_size(tiny_generator, clip):
+    """Sampling the same motion 6% larger gives the same motion 6% larger (it is put at the size
+    of the nearest training skeleton first); weights that record no skeleton sample it as given."""
+    assert len(tiny_generator.skeletons) == 2  # the fixtures' Bandai and CMU skeletons
+    frames = np.zeros(128, bool)
+    frames[::20] = True
+    base = tiny_generator.sample(clip[:128], frames, n=2, seed=4)
+    large = tiny_generator.sample(1.06 * clip[:128], frames, n=2, seed=4)
+    np.testing.assert_allclose(large, 1.06 * base, atol=2e-5)
+    assert np.array_equal(large[:, frames], np.broadcast_to(np.float32(1.06 * clip[:128][frames]), (2, 7, NUM_JOINTS, 3)))
+    windows = tiny_generator.sample_windows(np.stack([clip[:128], 1.06 * clip[:128]]), frames, seed=[4, 4])
+    np.testing.assert_allclose(windows[1], 1.06 * windows[0], atol=2e-5)
+    as_given = Generator(tiny_generator.backend, {**tiny_generator.meta, "skeletons": []}, tiny_generator.stats)
+    assert np.abs(as_given.sample(1.06 * clip[:128], frames, n=2, seed=4) - large).max() > 1e-4
+
+
 def test_bad_observed_input_is_rejected(tiny_generator, clip):
     bad = clip[:128].copy()
     bad[3, 2, 1] = np.nan

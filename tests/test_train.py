@@ -15,7 +15,7 @@ import pytest
 from model import checkpoint
 from training.configs import get_config
 from training.dataset import SPLITS, MotionDataset
-from training.train import folded_generator, meta_for, train
+from training.train import folded_generator, train, trained_on
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,18 +44,20 @@ def test_run_logs_plots_and_resumes(fixture_cache, tmp_path):
             assert abs(float(r[f"val_ratio{name}"]) - ratio) < 2e-3
 
 
-def test_checkpoints_record_the_labels_their_training_clips_have(fixture_cache, tiny_run):
+def test_checkpoints_record_the_labels_and_skeletons_of_their_training_clips(fixture_cache, tiny_run):
     ds = MotionDataset.load(fixture_cache)
     split = ds.split.copy()
     split[ds.names.index("salsa/01.bvh")] = SPLITS.index("val_heldout")
     held_out = dataclasses.replace(ds, split=split)
-    meta = meta_for(get_config("tiny"), held_out, ["train"], 0)
-    assert meta["actions"] == ["indian_dance", "salsa", "walk"]  # the ids stay the whole vocabulary's
-    assert meta["trained_labels"] == {"actions": ["indian_dance", "walk"], "styles": ["normal"]}
-    both = meta_for(get_config("tiny"), held_out, ["train", "val_heldout"], 0)["trained_labels"]
-    assert both["actions"] == ds.actions
+    assert trained_on(held_out, ["train"])["trained_labels"] == {"actions": ["indian_dance", "walk"],
+                                                                  "styles": ["normal"]}
+    assert trained_on(held_out, ["train", "val_heldout"])["trained_labels"]["actions"] == ds.actions
     exported = checkpoint.load(os.path.join(tiny_run, "motion_cvae.safetensors"))[1]
+    assert exported["actions"] == ["indian_dance", "salsa", "walk"]  # the ids: the whole vocabulary
     assert exported["trained_labels"] == {"actions": ds.actions, "styles": ds.styles}
+    # the fixtures' two skeletons: Bandai's (both walks) and CMU's Daz-friendly one (both dances)
+    sizes = [sum(bones) for bones in exported["skeletons"]]
+    assert len(sizes) == 2 and 1.1 < sizes[1] / sizes[0] < 1.2
 
 
 def test_folding_spectral_norm_keeps_the_function_and_leaves_the_network_usable():

@@ -24,6 +24,7 @@ from torch.nn.utils import parametrize
 from tqdm import tqdm
 
 from model import checkpoint
+from model.body_size import distinct_skeletons
 from model.generator import DEFAULT_WEIGHTS, generator_state, sample_window
 from model.network import CVAE, Discriminator, ModelConfig
 from model.representation import Stats, finish
@@ -35,15 +36,19 @@ from training.masks import frames_to_mask, inbetween_mask
 from training.windows import WindowSampler, batch_stream, compute_stats
 
 
-def meta_for(cfg: TrainConfig, ds: MotionDataset, splits: list[str], step: int, extra: dict | None = None) -> dict:
-    """A checkpoint's metadata; `trained_labels` are the labels of the clips in `splits` (what
-    checkpoint.trained_labels offers users), the vocabularies every label of the dataset (the ids)."""
+def meta_for(cfg: TrainConfig, ds: MotionDataset, step: int, extra: dict | None = None) -> dict:
+    return {"config": cfg.model.to_dict(), "train": cfg.to_dict(), "joints": list(JOINTS), "fps": 30.0,
+            "actions": ds.actions, "styles": ds.styles, "step": step, **(extra or {})}
+
+
+def trained_on(ds: MotionDataset, splits: list[str]) -> dict:
+    """What a checkpoint records of the clips in `splits`: their labels (checkpoint.trained_labels
+    offers only those; the vocabularies, whose positions are the ids, hold every label of the
+    dataset) and their skeletons (the sizes the generator puts a body at, model.body_size)."""
     clips = [i for s in splits for i in ds.clips(s)]
     seen = lambda ids, vocab: [vocab[i] for i in sorted(set(ids[clips].tolist())) if i >= 0]
-    return {"config": cfg.model.to_dict(), "train": cfg.to_dict(), "joints": list(JOINTS), "fps": 30.0,
-            "actions": ds.actions, "styles": ds.styles, "step": step,
-            "trained_labels": {"actions": seen(ds.action, ds.actions), "styles": seen(ds.style, ds.styles)},
-            **(extra or {})}
+    return {"trained_labels": {"actions": seen(ds.action, ds.actions), "styles": seen(ds.style, ds.styles)},
+            "skeletons": distinct_skeletons([ds.clip(i) for i in clips])}
 
 
 def state_arrays(prefix: str, module: torch.nn.Module) -> dict[str, np.ndarray]:
@@ -262,6 +267,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
         writer.writeheader()
         writer.writerows(earlier)
         log_file.flush()
+    known = trained_on(ds, splits) if rank == 0 else {}
     start, last = time.time() - elapsed, {}
     bar = tqdm(total=cfg.max_steps, initial=step, disable=rank != 0, desc=f"train {cfg.name}")
     samples_timer = (time.time(), step)
@@ -285,11 +291,11 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
             samples_timer = (time.time(), step)
         if rank == 0 and step % cfg.ckpt_every == 0:
             save_training(ckpt_path, net, ema, disc, opt_g, opt_d, stats,
-                          meta_for(cfg, ds, splits, step, {"elapsed_s": time.time() - start, "init": origin}))
+                          meta_for(cfg, ds, step, {"elapsed_s": time.time() - start, "init": origin, **known}))
     bar.close()
     result = {"step": step, "minutes": (time.time() - start) / 60, **last}
     if rank == 0:
-        meta = meta_for(cfg, ds, splits, step, {"elapsed_s": time.time() - start, "splits": splits, "init": origin})
+        meta = meta_for(cfg, ds, step, {"elapsed_s": time.time() - start, "splits": splits, "init": origin, **known})
         save_training(ckpt_path, net, ema, disc, opt_g, opt_d, stats, meta)
         licence = {"licence": "CC BY-NC 4.0 (trained on the Bandai Namco Research Motion Dataset, (c) 2022 "
                               "Bandai Namco Research Inc.) and CMU mocap (mocap.cs.cmu.edu, NSF EIA-0196217)"}

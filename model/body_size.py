@@ -1,0 +1,71 @@
+"""A body's size against the skeletons the model was trained on, so a rig of any size is scaled to
+the one it is most like before the network sees it (model.generator) and its result scaled back.
+
+The training data holds exactly two skeletons (every Bandai clip one, every CMU clip another, 15%
+larger), and the network learned their sizes: on one held-out walk with keys every 20 frames, the
+same motion 5% larger came out at 96 mm instead of 67, 20% larger at 210 (linear: 104 x the size);
+on 496 held-out windows at 1.25x, 1.93x linear's error as given, 0.71x scaled (training.bench_sizes).
+numpy only: the add-on's runtime without torch shares it.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from .skeleton import INDEX, PARENTS
+
+CHILDREN = np.array([j for j, p in enumerate(PARENTS) if p >= 0])
+BONE_PARENTS = np.array([PARENTS[j] for j in CHILDREN])
+# hip to knee and knee to ankle: where rigs agree on the joints (a shoulder or a spine joint sits
+# elsewhere in every convention: the demo's Mixamo-named rig has upper arms 2.8x Bandai's), and
+# what sets the stride
+LEGS = np.isin(CHILDREN, [INDEX[n] for n in ("l_shin", "l_foot", "r_shin", "r_foot")])
+
+
+def bone_lengths(positions: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(..., T, J, 3) positions -> (..., bones) median length of each bone over the frames where both
+    of its ends are observed on every axis (NaN for a bone never observed so)."""
+    lengths = np.linalg.norm(positions[..., CHILDREN, :] - positions[..., BONE_PARENTS, :], axis=-1)
+    if mask is not None:
+        seen = mask.all(-1)
+        lengths = np.where(seen[..., CHILDREN] & seen[..., BONE_PARENTS], lengths, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: that bone is never observed
+        return np.nanmedian(lengths, axis=-2)
+
+
+def distinct_skeletons(clips: list[np.ndarray], tolerance: float = 0.01) -> list[list[float]]:
+    """The training clips' skeletons (bone lengths, metres), one per group whose total lengths are
+    within `tolerance` of each other: what a checkpoint records as the sizes it knows."""
+    out: list[np.ndarray] = []
+    for clip in clips:
+        bones = bone_lengths(clip)
+        if not any(abs(np.log(bones.sum() / known.sum())) < tolerance for known in out):
+            out.append(bones)
+    return [np.round(b, 5).tolist() for b in sorted(out, key=np.sum)]
+
+
+def size_ratio(observed: np.ndarray, mask: np.ndarray, skeletons: np.ndarray) -> np.ndarray:
+    """(..., T, J, 3) observed positions and mask -> (...,) the body's leg length over that of the
+    training skeleton it is most like, on the bones observed whole; 1 where no leg bone is
+    (generation, lifting's side view, arm-only keys) or no skeleton is known. "Most like" is by
+    proportions: each observed bone's length over the skeleton's, the size taken out (mean |log| of
+    what is left, by bone length). By size alone, Bandai motion 10% larger went to the CMU skeleton
+    (15% larger, collars 1.7x as long) and came out at 1.3x linear's error instead of 0.71x."""
+    lengths = bone_lengths(observed, mask)                                # (..., bones)
+    seen = np.isfinite(lengths) & (np.nan_to_num(lengths) > 1e-3)
+    legs = seen & LEGS
+    if len(skeletons) == 0:
+        return np.ones(lengths.shape[:-1])
+    own = np.where(seen, lengths, 1.0)[..., None, :]                     # (..., 1, bones)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        def ratio(use):                                                   # (..., skeletons)
+            weight = np.where(use[..., None, :], skeletons, 0.0)
+            return (own * weight / skeletons).sum(-1) / weight.sum(-1), weight
+        size, weight = ratio(seen)
+        mismatch = (np.abs(np.log(own / (size[..., None] * skeletons))) * weight).sum(-1) / weight.sum(-1)
+        leg = ratio(legs)[0]
+    best = np.nan_to_num(mismatch, nan=np.inf).argmin(-1)[..., None]
+    nearest = np.take_along_axis(leg, best, -1)[..., 0]
+    return np.where(legs.any(-1) & np.isfinite(nearest) & (nearest > 0), nearest, 1.0)

@@ -1,0 +1,70 @@
+"""How the model holds up on bodies of other sizes than the training skeletons: the add-on's case
+(single keys every 20 frames, evaluate.sparse_keys' windows) on held-out motion scaled as a whole,
+the generator as shipped (a body put at the nearest training skeleton's size, model.body_size)
+beside the same weights taking the body as given, and linear interpolation.
+
+    python -m training.bench_sizes [--data cache:val_heldout] [--checkpoint PATH] [--max-clips N]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from model.generator import Generator
+from training import evaluate as ev, metrics
+from training.baselines import interpolate
+from training.masks import frames_to_mask
+
+SIZES = (0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25)
+EVERY = 20
+
+
+def measure(gen: Generator, w: np.ndarray, sizes=SIZES, seed: int = 0) -> list[dict]:
+    """One row per size: mean error (mm) on the frames between keys, and each error / linear's."""
+    keyed = np.zeros(w.shape[1], bool)
+    keyed[::EVERY] = True
+    mask = frames_to_mask(keyed)
+    as_given = Generator(gen.backend, {**gen.meta, "skeletons": []}, gen.stats)
+    rows = []
+    for size in sizes:
+        x = w * size
+        err = lambda p: float(metrics.mpjpe(p[:, ~keyed], x[:, ~keyed]) * 1000)
+        linear = err(interpolate(x, mask))
+        row = {"size": size, "linear_mm": round(linear, 1)}
+        for name, g in (("model_mm", gen), ("as_given_mm", as_given)):
+            row[name] = round(err(ev.run_model(g, x, mask, seed, 60)[:, 0]), 1)
+            row[name.replace("_mm", "_vs_linear")] = round(row[name] / linear, 3)
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="cache:val_heldout")
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--max-clips", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    gen = Generator.load(args.checkpoint, device="cpu")
+    if not len(gen.skeletons):
+        raise SystemExit("these weights record no training skeletons (exported before model.body_size); "
+                         "re-export them with `python -m training.train --resume` to compare")
+    w, _ = ev.windows(ev.load_clips(args.data, max_clips=args.max_clips), ev.KEYED_LEN)
+    rows = measure(gen, w)
+    print(f"{len(w)} windows of {args.data}, keys every {EVERY} frames; mm on the frames between keys")
+    print(f"{'size':>6}{'linear':>9}{'model':>9}{'as given':>10}{'model/linear':>14}{'as given/linear':>17}")
+    for r in rows:
+        print(f"{r['size']:>6}{r['linear_mm']:>9}{r['model_mm']:>9}{r['as_given_mm']:>10}"
+              f"{r['model_vs_linear']:>14}{r['as_given_vs_linear']:>17}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    ev.run(main)
