@@ -244,7 +244,7 @@ class Generator:
             if end >= total:
                 break
             start = min(start + commit - CONTEXT, total - T)
-        return self._resized(out[:, :length], observed[:length], mask[:length], ratio)
+        return self._resized(out[:, :length], *self._padded(observed[:length], mask[:length], length), ratio)
 
     def sample_windows(self, observed: np.ndarray, mask: np.ndarray, action=None, style=None, n: int = 1,
                        seed=None, temperature: float = 1.0) -> np.ndarray:
