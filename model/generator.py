@@ -225,7 +225,8 @@ class Generator:
         T = self.window
         total = max(length, T)
         ratio = size_ratio(observed, mask, self.skeletons)
-        obs, msk = self._padded(observed[:length] / ratio, mask[:length], total)
+        given, msk = self._padded(observed[:length], mask[:length], total)
+        obs = (given / ratio).astype(np.float32)
         ids = self._ids(action, style, 1, n)
         rng = np.random.default_rng(seed)
         z_shape = (n, self.config["z"], T // 8)
@@ -244,7 +245,7 @@ class Generator:
             if end >= total:
                 break
             start = min(start + commit - CONTEXT, total - T)
-        return self._resized(out[:, :length], *self._padded(observed[:length], mask[:length], length), ratio)
+        return self._resized(out[:, :length], given[:length], msk[:length], ratio)
 
     def sample_windows(self, observed: np.ndarray, mask: np.ndarray, action=None, style=None, n: int = 1,
                        seed=None, temperature: float = 1.0) -> np.ndarray:

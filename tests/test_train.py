@@ -81,6 +81,17 @@ def test_folding_spectral_norm_keeps_the_function_and_leaves_the_network_usable(
     net.sample(x, ids, ids, noise)  # the source network still runs (a deep copy's unfolding broke it)
 
 
+def test_size_jitter_scales_each_whole_window_within_its_bound(fixture_cache):
+    from training.windows import WindowSampler
+    ds = MotionDataset.load(fixture_cache)
+    plain = WindowSampler(ds, ["train"], 128, seed=3).windows(16)[0]
+    jittered = WindowSampler(ds, ["train"], 128, seed=3, size_jitter=0.1).windows(16)[0]
+    leg = lambda w: np.linalg.norm(w[:, 0, 14] - w[:, 0, 13], axis=-1)
+    size = leg(jittered) / leg(plain)
+    np.testing.assert_allclose(jittered, size[:, None, None, None] * plain, atol=1e-5)  # body and travel alike
+    assert np.all(np.abs(np.log(size)) <= 0.1 + 1e-6) and size.std() > 0.01
+
+
 def test_output_scale_is_tabled_by_distance_to_the_nearest_key(fixture_cache):
     """Beside a key the residual over the prior is millimetres, far from one it is decimetres: the
     table says so, never decreases with distance, and batch targets are in those units."""
