@@ -224,7 +224,7 @@ class Generator:
         _check_temperature(temperature)
         T = self.window
         total = max(length, T)
-        ratio = size_ratio(observed, mask, self.skeletons)
+        ratio = size_ratio(observed[:length], mask[:length], self.skeletons)  # the body of the frames kept
         given, msk = self._padded(observed[:length], mask[:length], total)
         obs = (given / ratio).astype(np.float32)
         ids = self._ids(action, style, 1, n)

@@ -113,6 +113,10 @@ def test_a_body_of_another_size_is_sampled_at_the_training_size(tiny_generator, 
     np.testing.assert_allclose(windows[1], 1.06 * windows[0], atol=2e-5)
     as_given = Generator(tiny_generator.backend, {**tiny_generator.meta, "skeletons": []}, tiny_generator.stats)
     assert np.abs(as_given.sample(1.06 * clip[:128], frames, n=2, seed=4) - large).max() > 1e-4
+    # a crop is sized by its own frames: keys past `length`, here of a larger body, change nothing
+    longer = np.concatenate([clip[:128], 1.3 * np.resize(clip, (300, NUM_JOINTS, 3))])
+    cropped = tiny_generator.sample(longer, np.resize(frames, len(longer)), n=2, seed=4, length=128)
+    np.testing.assert_array_equal(cropped, base)
 
 
 def test_bad_observed_input_is_rejected(tiny_generator, clip):

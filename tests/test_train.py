@@ -164,6 +164,26 @@ def test_command_line_overrides_are_typed_and_checked():
             parse_overrides([bad])
 
 
+def test_task_mixture_is_set_from_the_command_line_and_reaches_the_batches(fixture_cache):
+    """`--set task.lift=...` reweights one task; the batches then draw tasks by those weights."""
+    from training.configs import parse_overrides
+    from training.dataset import MotionDataset
+    from training.masks import TASK_WEIGHTS
+    from training.windows import WindowSampler, batch_stream, compute_stats
+    only_lift = parse_overrides([f"task.{t}=0" for t in TASK_WEIGHTS if t != "lift"])
+    cfg = get_config("tiny", **only_lift)
+    assert cfg.task_weights["lift"] == TASK_WEIGHTS["lift"] and get_config("tiny").task_weights == TASK_WEIGHTS
+    ds = MotionDataset.load(fixture_cache)
+    stats = compute_stats(WindowSampler(ds, "train", 128, seed=0), windows=64)
+    stream = batch_stream(ds, ["train"], 128, stats, 16, [0], 0.2, 0, 0.0, cfg.task_weights)
+    assert set(next(stream).tasks) == {"lift"}
+    for bad in ("task.fly=1", "task.lift=x", "task.lift=-1"):
+        with pytest.raises(SystemExit, match="--set"):
+            parse_overrides([bad])
+    with pytest.raises(SystemExit, match="positive weight"):
+        parse_overrides([f"task.{t}=0" for t in TASK_WEIGHTS])
+
+
 def test_background_workers_build_distinct_reproducible_batches(fixture_cache, tmp_path):
     """A GPU's batches come from worker processes: each worker its own streams (no two alike), the
     same seed the same batches, and a run trains on them."""

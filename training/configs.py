@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from model.network import ModelConfig
+from training.masks import TASK_WEIGHTS
 
 
 @dataclass
@@ -29,6 +30,7 @@ class TrainConfig:
     adv_start: int = 500         # warm-up steps before the adversarial terms switch on
     label_dropout: float = 0.2
     size_jitter: float = 0.0     # each training window's size scaled by exp(U(-j, j)) (windows.WindowSampler)
+    task_weights: dict[str, float] = field(default_factory=lambda: dict(TASK_WEIGHTS))  # the task mixture (masks)
     ema_decay: float = 0.999     # validation and export use this moving average of the generator's weights
     val_every: int = 250
     val_windows: int = 256
@@ -72,17 +74,32 @@ def get_config(name: str, **overrides) -> TrainConfig:
 
 def parse_overrides(pairs: list[str]) -> dict:
     """`KEY=VALUE` strings (the command line's `--set`) -> training fields, each value converted to its
-    field's type, so an experiment changes a loss weight without a new named config."""
+    field's type, so an experiment changes a loss weight without a new named config; `task.NAME=W`
+    reweights one task of the mixture (masks.TASK_WEIGHTS; the weights need not sum to 1)."""
     types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
-    out = {}
+    out, tasks = {}, dict(TASK_WEIGHTS)
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        if key.startswith("task.") and sep:
+            if key[5:] not in tasks:
+                raise SystemExit(f"--set {pair!r}: no task {key[5:]!r}; the tasks are {', '.join(TASK_WEIGHTS)}")
+            try:
+                tasks[key[5:]] = float(value)
+            except ValueError:
+                raise SystemExit(f"--set {pair!r}: {value!r} is not a number") from None
+            if tasks[key[5:]] < 0:
+                raise SystemExit(f"--set {pair!r}: a task's weight cannot be negative")
+            out["task_weights"] = tasks
+            continue
         if not sep or key not in types or types[key] not in (int, float, bool):
             numeric = sorted(k for k, t in types.items() if t in (int, float, bool))
-            raise SystemExit(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(numeric)}")
+            raise SystemExit(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(numeric)}, "
+                             "or task.NAME=WEIGHT")
         kind = types[key]
         try:
             out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
         except ValueError:
             raise SystemExit(f"--set {pair!r}: {value!r} is not a {kind.__name__}") from None
+    if "task_weights" in out and not sum(out["task_weights"].values()) > 0:
+        raise SystemExit("--set task.*: at least one task needs a positive weight")
     return out

@@ -251,7 +251,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     g_model = DDP(net) if distributed else net
     d_model = DDP(disc) if distributed else disc
     batches = batch_stream(ds, splits, cfg.model.window, stats, cfg.batch // world, [cfg.seed, rank, step],
-                           cfg.label_dropout, cfg.workers, cfg.size_jitter)
+                           cfg.label_dropout, cfg.workers, cfg.size_jitter, cfg.task_weights)
     to = lambda a: torch.from_numpy(a).to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda"))
     fields = ["step", "time_s", "samples_per_s", "rec", "pos", "kl", "app", "gen", "adv", "cls", "d_adv", "d_cls",

@@ -100,23 +100,24 @@ def facing_unobserved(world: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 def batch_stream(ds: MotionDataset, splits: list[str], T: int, stats: Stats, batch: int, seed: list[int],
-                 label_dropout: float, workers: int = 0, size_jitter: float = 0.0) -> Iterator[Batch]:
+                 label_dropout: float, workers: int = 0, size_jitter: float = 0.0,
+                 weights: dict[str, float] = TASK_WEIGHTS) -> Iterator[Batch]:
     """Training batches forever, from window and mask streams seeded by `seed` (entropy for
     np.random.SeedSequence). With `workers` > 0 they are built by that many background processes, each
     with its own streams: one 512-window batch takes about a second of one CPU core, which would
     leave a GPU idle; on the 2-core CPU the training processes use the cores and build them inline."""
     if workers == 0:
-        return _batches(ds, splits, T, stats, batch, seed, label_dropout, size_jitter)
-    stream = _BatchStream(ds, splits, T, stats, batch, seed, label_dropout, size_jitter)
+        return _batches(ds, splits, T, stats, batch, seed, label_dropout, size_jitter, weights)
+    stream = _BatchStream(ds, splits, T, stats, batch, seed, label_dropout, size_jitter, weights)
     return iter(DataLoader(stream, batch_size=None, num_workers=workers, prefetch_factor=4, persistent_workers=True))
 
 
-def _batches(ds, splits, T, stats, batch, seed, label_dropout, size_jitter) -> Iterator[Batch]:
+def _batches(ds, splits, T, stats, batch, seed, label_dropout, size_jitter, weights) -> Iterator[Batch]:
     windows, masks = np.random.SeedSequence(seed).spawn(2)
     sampler = WindowSampler(ds, splits, T, seed=windows, size_jitter=size_jitter)
     rng = np.random.default_rng(masks)
     while True:
-        yield make_batch(sampler, batch, stats, rng, label_dropout)
+        yield make_batch(sampler, batch, stats, rng, label_dropout, weights)
 
 
 class _BatchStream(IterableDataset):
@@ -127,9 +128,9 @@ class _BatchStream(IterableDataset):
         self.args = args
 
     def __iter__(self) -> Iterator[Batch]:
-        ds, splits, T, stats, batch, seed, label_dropout, size_jitter = self.args
+        ds, splits, T, stats, batch, seed, *rest = self.args
         info = get_worker_info()
-        return _batches(ds, splits, T, stats, batch, [*seed, info.id if info else 0], label_dropout, size_jitter)
+        return _batches(ds, splits, T, stats, batch, [*seed, info.id if info else 0], *rest)
 
 
 def compute_stats(sampler: WindowSampler, windows: int = 2048, fill: str = "linear") -> Stats:
