@@ -11,6 +11,7 @@ import pytest
 
 from training import evaluate as ev
 from training.dataset import MotionDataset
+from training.eval_clips import load_clips, windows
 from training.masks import inbetween_mask
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -34,7 +35,7 @@ def folder(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def clips(folder):
-    return ev.load_clips(folder)
+    return load_clips(folder)
 
 
 def run_cli(*args: str, cache: str) -> subprocess.CompletedProcess:
@@ -56,13 +57,13 @@ def test_clips_are_labelled_floored_and_keep_rotations(clips):
 
 
 def test_windows_every_40_frames(clips):
-    w, idx = ev.windows(clips, 71)
+    w, idx = windows(clips, 71)
     starts = sorted(s for c, s in idx if len(clips[c].positions) == 150)
     assert starts == [0, 40] and w.shape[1:] == (71, 21, 3)
 
 
 def test_lift_camera_round_trip(clips):
-    w, _ = ev.windows(clips, 128)
+    w, _ = windows(clips, 128)
     image = ev.project(w)
     assert np.allclose(image[:, 0, ev.PELVIS], 0.5)
     yz = ev.unproject(image, w[:, 0, ev.PELVIS])
@@ -137,7 +138,7 @@ def test_model_entries_filled_exact_on_keys_and_deterministic(clips, tiny_genera
 
 def test_model_results_do_not_depend_on_batching(clips, tiny_generator, monkeypatch):
     """One seed per window: batched evaluation gives what window-by-window evaluation gives."""
-    w, _ = ev.windows(clips, 41)
+    w, _ = windows(clips, 41)
     mask = inbetween_mask(41, ev.CONTEXT, 30)
     batched = ev.run_model(tiny_generator, w, mask, 0, 40, n=3)
     monkeypatch.setattr(ev, "BATCH", 1)

@@ -16,6 +16,7 @@ import torch
 from model.generator import Generator
 from training import evaluate as ev, metrics
 from training.baselines import interpolate
+from training.eval_clips import load_clips, windows
 from training.masks import frames_to_mask
 
 SIZES = (0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25)
@@ -54,7 +55,7 @@ def main() -> None:
     if not len(gen.skeletons):
         raise SystemExit("these weights record no training skeletons (exported before model.body_size); "
                          "re-export them with `python -m training.train --resume` to compare")
-    w, _ = ev.windows(ev.load_clips(args.data, max_clips=args.max_clips), ev.KEYED_LEN)
+    w, _ = windows(load_clips(args.data, max_clips=args.max_clips), ev.KEYED_LEN)
     rows = measure(gen, w)
     print(f"{len(w)} windows of {args.data}, keys every {EVERY} frames; mm on the frames between keys")
     print(f"{'size':>6}{'linear':>9}{'model':>9}{'as given':>10}{'model/linear':>14}{'as given/linear':>17}")

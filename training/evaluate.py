@@ -28,20 +28,20 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from model.representation import velocity_fill
-from model.skeleton import FEET, INDEX, NUM_JOINTS
+from model.skeleton import FEET, INDEX
 from training import metrics
 from training.baselines import MeanDepth, MeanPose, MotionMatcher, interpolate, slerp_inbetween
-from training.bvh import TARGET_FPS, BVHError, Motion, load_bvh
+from training.bvh import TARGET_FPS
 from training.cli import run
-from training.dataset import MotionDataset, find_bvh, floor_height, labels_for
+from training.dataset import MotionDataset
+from training.eval_clips import Clip, load_clips, spread, windows
 from training.masks import complete_mask, frames_to_mask, generate_mask, inbetween_mask, lift_mask, predict_mask
 
-CONTEXT, GAPS, STRIDE = 10, (5, 15, 30, 60), 40
+CONTEXT, GAPS = 10, (5, 15, 30, 60)
 PRED_CONTEXT, HORIZONS = 30, {"400ms": 12, "1000ms": 30}
 LONG = 128
 KEY_SPACINGS, KEYED_LEN = (10, 20), 121
@@ -52,59 +52,6 @@ GEN_LEN = 64
 BATCH = 64  # model rows (windows x samples) per forward
 PELVIS = INDEX["pelvis"]
 MODEL_PATH = os.path.join(os.path.dirname(__file__), "..", "model", "weights", "motion_cvae.safetensors")
-
-
-@dataclass
-class Clip:
-    name: str
-    positions: np.ndarray         # (F, J, 3), floor at y = 0
-    action: str | None
-    style: str | None
-    motion: Motion | None = None  # rotations for SLERP (BVH input only)
-    floor: float = 0.0            # what was subtracted from y
-
-    def ground(self) -> np.ndarray:
-        """Each foot joint's resting height (5th percentile), for foot skate."""
-        return np.percentile(self.positions[:, FEET, 1], 5, axis=0)
-
-
-def _spread(n: int, k: int | None) -> np.ndarray:
-    """k indices spread evenly over range(n) (all of them when k is None or >= n)."""
-    return np.arange(n) if k is None or k >= n else np.unique(np.linspace(0, n - 1, k).round().astype(int))
-
-
-def load_clips(data: str, fps: float | None = None, max_clips: int | None = None) -> list[Clip]:
-    """A folder of BVH files (searched recursively) or 'cache:SPLIT' of the dataset cache."""
-    if data.startswith("cache:"):
-        ds = MotionDataset.load()
-        idx = ds.clips(data[len("cache:"):])
-        lab = lambda v, vocab: vocab[v] if v >= 0 else None
-        return [Clip(ds.names[i], ds.clip(i), lab(ds.action[i], ds.actions), lab(ds.style[i], ds.styles))
-                for i in np.array(idx)[_spread(len(idx), max_clips)]]
-    paths = find_bvh(data)
-    if not paths:
-        raise FileNotFoundError(f"No .bvh files under {data}")
-    clips = []
-    for p in np.array(paths)[_spread(len(paths), max_clips)]:
-        try:
-            m = load_bvh(str(p), fps_override=fps)
-        except BVHError as exc:
-            print(f"skipped {exc}", file=sys.stderr)
-            continue
-        floor = floor_height(m.positions)
-        pos = m.positions.copy()
-        pos[..., 1] -= floor
-        name = "/".join(os.path.abspath(p).split(os.sep)[-2:])  # as the dataset cache names clips
-        clips.append(Clip(name, pos, *labels_for(str(p)), motion=m, floor=floor))
-    return clips
-
-
-def windows(clips: list[Clip], length: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Every `length`-frame window starting every STRIDE frames: (N, length, J, 3), [(clip, start)]."""
-    idx = [(c, s) for c, clip in enumerate(clips) for s in range(0, len(clip.positions) - length + 1, STRIDE)]
-    if not idx:
-        return np.zeros((0, length, NUM_JOINTS, 3)), idx
-    return np.stack([clips[c].positions[s:s + length] for c, s in idx]).astype(np.float64), idx
 
 
 def seeds(seed: int, task: int, n: int) -> np.ndarray:
@@ -170,7 +117,7 @@ def inbetween(clips, matcher, gen, seed, keep: int = 3) -> tuple[dict, dict]:
                                "foot_skate_mm": mm(metrics.foot_skate(with_keys(gt), ground)) if idx else None}
         out[str(g)] = res
         if g == DIVERSITY_GAP and idx:
-            pick = _spread(len(idx), keep)
+            pick = spread(len(idx), keep)
             film = {"ground_truth": win[pick]}
             film.update({m: np.concatenate([win[pick, :CONTEXT], p[pick], win[pick, -1:]], 1)
                          for m, p in preds.items() if p is not None})
