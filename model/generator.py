@@ -7,7 +7,7 @@
 observed ((L,), (L, J) or (L, J, 3)); the result is (n, L, J, 3) with every observed entry exactly as
 given. Windows longer than the model's T go by overlapping windows whose first frames are the
 previous window's output; shorter ones are padded with hidden frames and cropped. A body is sampled
-at the size of the training skeleton it is most like (model.body_size) and scaled back.
+at the proportions of the training skeleton it is most like (model.body_size) and put back.
 `sample_windows` runs a batch of such short windows, each with its own mask, in one forward.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from . import checkpoint
-from .body_size import size_ratio
+from .body_size import body_fit, from_skeleton, to_skeleton
 from .representation import Stats, Window, finish, full_mask, network_input, prepare, residual_to_features
 from .skeleton import JOINTS
 
@@ -127,7 +127,7 @@ class Generator:
         self.actions: list[str] = meta["actions"]  # the vocabularies: label ids are positions in them
         self.styles: list[str] = meta["styles"]
         self.trained_actions, self.trained_styles = checkpoint.trained_labels(meta)  # what a user may ask for
-        # the training skeletons' bone lengths: a body is sampled at the nearest one's size (body_size)
+        # the training skeletons' bone lengths: a body is sampled at the nearest one's proportions (body_size)
         self.skeletons = np.asarray(meta.get("skeletons", []), np.float64).reshape(-1, len(JOINTS) - 1)
         if tuple(meta["joints"]) != JOINTS:
             raise checkpoint.CheckpointError("The checkpoint was trained on another skeleton; it can't be used here.")
@@ -207,9 +207,9 @@ class Generator:
         return obs, msk
 
     @staticmethod
-    def _resized(out: np.ndarray, observed: np.ndarray, mask: np.ndarray, ratio) -> np.ndarray:
-        """Output made at the training skeleton's size back at the body's own, observed entries exact."""
-        return np.where(mask, observed, out * np.asarray(ratio, np.float32)).astype(np.float32)
+    def _restored(out: np.ndarray, observed: np.ndarray, mask: np.ndarray, fit) -> np.ndarray:
+        """Output made at the training skeleton's proportions back at the body's own, observed entries exact."""
+        return np.where(mask, observed, from_skeleton(out, *fit)).astype(np.float32)
 
     def sample(self, observed: np.ndarray, mask: np.ndarray, action: str | None = None,
                style: str | None = None, n: int = 1, seed: int | None = None, length: int | None = None,
@@ -224,9 +224,9 @@ class Generator:
         _check_temperature(temperature)
         T = self.window
         total = max(length, T)
-        ratio = size_ratio(observed[:length], mask[:length], self.skeletons)  # the body of the frames kept
+        fit = body_fit(observed[:length], mask[:length], self.skeletons)  # the body of the frames kept
         given, msk = self._padded(observed[:length], mask[:length], total)
-        obs = (given / ratio).astype(np.float32)
+        obs = to_skeleton(given, msk, *fit).astype(np.float32)
         ids = self._ids(action, style, 1, n)
         rng = np.random.default_rng(seed)
         z_shape = (n, self.config["z"], T // 8)
@@ -245,7 +245,7 @@ class Generator:
             if end >= total:
                 break
             start = min(start + commit - CONTEXT, total - T)
-        return self._resized(out[:, :length], given[:length], msk[:length], ratio)
+        return self._restored(out[:, :length], given[:length], msk[:length], fit)
 
     def sample_windows(self, observed: np.ndarray, mask: np.ndarray, action=None, style=None, n: int = 1,
                        seed=None, temperature: float = 1.0) -> np.ndarray:
@@ -259,9 +259,9 @@ class Generator:
             raise ValueError(f"windows must be 1 to {self.window} frames and n at least 1; "
                              f"got {observed.shape[1]} frames, n={n}")
         B, L = observed.shape[:2]
-        ratio = size_ratio(observed, mask, self.skeletons)[:, None, None, None]
-        obs, msk = self._padded(observed / ratio, mask, self.window)
+        ratio, bone_scale = body_fit(observed, mask, self.skeletons)
+        obs, msk = self._padded(to_skeleton(observed, mask, ratio, bone_scale), mask, self.window)
         out = self._window(np.repeat(obs, n, 0), np.repeat(msk, n, 0), self._ids(action, style, B, n),
                            temperature * self._noise(seed, B, n))
         out = out.reshape((B, n) + obs.shape[1:])[:, :, :L]
-        return self._resized(out, observed[:, None], mask[:, None], ratio[:, None])
+        return self._restored(out, observed[:, None], mask[:, None], (ratio[:, None], bone_scale[:, None]))

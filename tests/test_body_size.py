@@ -1,16 +1,21 @@
-"""A body is measured against the training skeletons on the bones observed whole."""
+"""A body is measured against the training skeletons on the bones observed whole, and mapped onto the
+nearest one's proportions and back."""
 from __future__ import annotations
 
 import os
 
 import numpy as np
 
-from model.body_size import bone_lengths, distinct_skeletons, size_ratio
+from model.body_size import CHILDREN, body_fit, bone_lengths, distinct_skeletons, from_skeleton, to_skeleton
 from tests.conftest import FIXTURES
 from training.bvh import load_bvh
 
 WALK = load_bvh(os.path.join(FIXTURES, "demo_walk.bvh")).positions[:128]
 DANCE = load_bvh(os.path.join(FIXTURES, "cmu", "salsa", "01.bvh")).positions[:40]
+
+
+def size_ratio(observed, mask, skeletons):
+    return body_fit(observed, mask, skeletons)[0]
 
 
 def test_skeletons_are_told_apart_by_size_and_deduplicated():
@@ -48,3 +53,45 @@ def test_without_a_whole_bone_or_a_known_skeleton_the_ratio_is_one():
     assert float(size_ratio(2 * WALK, np.ones(WALK.shape, bool), np.zeros((0, 20)))) == 1.0
     batch = size_ratio(np.stack([WALK, 1.1 * WALK]), np.ones((2,) + WALK.shape, bool), skeletons)
     np.testing.assert_allclose(batch, [1.0, 1.1], rtol=1e-4)
+
+
+def long_forearms(body: np.ndarray) -> np.ndarray:
+    """The left forearm and hand twice as far from the elbow: another rig's proportions."""
+    out = body.copy()
+    out[:, [7, 8]] = out[:, [6]] + 2.0 * (out[:, [7, 8]] - out[:, [6]])
+    return out
+
+
+def test_each_bone_is_put_at_the_skeletons_length_and_back():
+    skeletons = np.array(distinct_skeletons([WALK, DANCE]))
+    full = np.ones(WALK.shape, bool)
+    body = 1.1 * long_forearms(WALK)
+    ratio, scale = body_fit(body, full, skeletons)
+    forearm = np.isin(CHILDREN, [7, 8])
+    np.testing.assert_allclose(scale[forearm], 2.2, rtol=1e-4)
+    np.testing.assert_allclose(scale[~forearm], 1.1, rtol=1e-4)
+    np.testing.assert_allclose(to_skeleton(body, full, ratio, scale), WALK, atol=1e-4)  # the training body (lengths kept to 0.01 mm)
+    np.testing.assert_allclose(from_skeleton(to_skeleton(body, full, ratio, scale), ratio, scale), body, atol=1e-5)
+    # a generated frame at the skeleton's proportions comes back at the body's
+    back = from_skeleton(WALK, ratio, scale)
+    np.testing.assert_allclose(bone_lengths(back), bone_lengths(body), rtol=1e-4)
+    # hidden entries are scaled as the legs; so is everything when no bone is seen whole (side view)
+    keys = np.zeros(WALK.shape, bool)
+    keys[::20] = True
+    np.testing.assert_allclose(to_skeleton(body, keys, ratio, scale)[1:20], body[1:20] / 1.1, atol=1e-4)
+    side_view = full.copy()
+    side_view[..., 0] = False
+    ratio, scale = body_fit(2 * WALK, side_view, skeletons)
+    np.testing.assert_allclose(scale, 1.0)
+    np.testing.assert_allclose(from_skeleton(to_skeleton(2 * WALK, side_view, ratio, scale), ratio, scale), 2 * WALK)
+
+
+def test_the_benchmarks_bodies_keep_the_legs_and_change_the_other_bones_within_their_spread():
+    from model.body_size import LEGS
+    from training.bench_sizes import bodies
+    w = np.stack([WALK, WALK[::-1]])
+    made = dict(bodies(w, sizes=(1.1,), spreads=(0.25,)))
+    np.testing.assert_allclose(made["size 1.1"], 1.1 * w)
+    ratio = bone_lengths(made["bones +-0.25"]) / bone_lengths(w)
+    np.testing.assert_allclose(ratio[:, LEGS], 1.0, rtol=1e-5)
+    assert np.all(np.abs(np.log(ratio[:, ~LEGS])) <= 0.25 + 1e-5) and np.abs(np.log(ratio[:, ~LEGS])).max() > 0.1

@@ -119,6 +119,24 @@ def test_a_body_of_another_size_is_sampled_at_the_training_size(tiny_generator, 
     np.testing.assert_array_equal(cropped, base)
 
 
+def test_a_body_of_other_proportions_is_sampled_at_the_training_ones(tiny_generator, clip):
+    """A rig whose left forearm and hand sit twice as far from the elbow: the network sees the training
+    skeleton's proportions, so every other joint comes out as for the training body, and generated
+    frames keep the rig's own forearm."""
+    from model.body_size import CHILDREN, bone_lengths
+    frames = np.zeros(128, bool)
+    frames[::20] = True
+    body = clip[:128].copy()
+    body[:, [7, 8]] = body[:, [6]] + 2.0 * (body[:, [7, 8]] - body[:, [6]])
+    base, other = (tiny_generator.sample(x, frames, n=2, seed=4) for x in (clip[:128], body))
+    rest = [j for j in range(NUM_JOINTS) if j not in (7, 8)]
+    np.testing.assert_allclose(other[..., rest, :], base[..., rest, :], atol=2e-4)
+    forearm = np.isin(CHILDREN, [7, 8])
+    np.testing.assert_allclose(bone_lengths(other[:, ~frames])[:, forearm],
+                               2.0 * bone_lengths(base[:, ~frames])[:, forearm], rtol=1e-3)
+    assert np.array_equal(other[:, frames], np.broadcast_to(np.float32(body[frames]), (2, 7, NUM_JOINTS, 3)))
+
+
 def test_bad_observed_input_is_rejected(tiny_generator, clip):
     bad = clip[:128].copy()
     bad[3, 2, 1] = np.nan
