@@ -103,3 +103,38 @@ def from_skeleton(out: np.ndarray, ratio: np.ndarray, bone_scale: np.ndarray) ->
     for b, (j, p) in enumerate(zip(CHILDREN, BONE_PARENTS)):
         res[..., j, :] = res[..., p, :] + (out[..., j, :] - out[..., p, :]) * s[..., b, None, None]
     return res
+
+
+def rigid_bones(out: np.ndarray, observed: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Where a joint and its parent are observed on two axes and the child's third is hidden (an
+    orthographic view: lifting), the hidden coordinate is set so that the bone keeps one length over
+    the motion, on the side the network put it: |d| = sqrt(L^2 - d_seen^2) (Taylor, CVPR 2000). The
+    network's bones stretch from frame to frame, and in depth a few cm of stretch is the whole error.
+    L is the bone's length observed whole if it ever is, else the longer of the output's median
+    length and the 95th percentile of what the view shows of it (a lower bound). Parents first;
+    (..., T, J, 3) arrays, `out` holding the observed entries."""
+    res = out.copy()
+    mask = np.broadcast_to(mask, out.shape)
+    hidden_axis = (~mask).argmax(-1)                                     # (..., T, J)
+    single = (~mask).sum(-1) == 1
+    whole = bone_lengths(observed, mask)                                 # (..., bones), NaN if never whole
+    for b, (j, p) in enumerate(zip(CHILDREN, BONE_PARENTS)):
+        axis = hidden_axis[..., j]
+        seen = (np.arange(3) != axis[..., None]) & mask[..., p, :]       # (..., T, 3): the other two axes
+        fix = single[..., j] & (seen.sum(-1) == 2)
+        if not fix.any():
+            continue
+        d = out[..., j, :] - out[..., p, :]                               # the network's bone
+        d_seen = np.sqrt(np.where(seen, d ** 2, 0.0).sum(-1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a window with no frame to fix
+            shown = np.nanpercentile(np.where(fix, d_seen, np.nan), 95, axis=-1)
+        length = np.median(np.linalg.norm(d, axis=-1), -1)
+        length = np.where(np.isfinite(whole[..., b]), whole[..., b], np.fmax(length, shown))[..., None]
+        along = np.take_along_axis(d, axis[..., None], -1)[..., 0]
+        depth = np.where(along < 0, -1.0, 1.0) * np.sqrt(np.maximum(length ** 2 - d_seen ** 2, 0.0))
+        parent = np.take_along_axis(res[..., p, :], axis[..., None], -1)[..., 0]
+        fixed = res[..., j, :].copy()
+        np.put_along_axis(fixed, axis[..., None], (parent + depth)[..., None], -1)
+        res[..., j, :] = np.where(fix[..., None], fixed, res[..., j, :])
+    return res

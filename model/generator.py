@@ -19,7 +19,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from . import checkpoint
-from .body_size import body_fit, from_skeleton, to_skeleton
+from .body_size import body_fit, from_skeleton, rigid_bones, to_skeleton
 from .representation import Stats, Window, finish, full_mask, network_input, prepare, residual_to_features
 from .skeleton import JOINTS
 
@@ -208,8 +208,9 @@ class Generator:
 
     @staticmethod
     def _restored(out: np.ndarray, observed: np.ndarray, mask: np.ndarray, fit) -> np.ndarray:
-        """Output made at the training skeleton's proportions back at the body's own, observed entries exact."""
-        return np.where(mask, observed, from_skeleton(out, *fit)).astype(np.float32)
+        """Output made at the training skeleton's proportions back at the body's own, observed entries
+        exact, and bones seen from one side kept rigid (body_size.rigid_bones)."""
+        return rigid_bones(np.where(mask, observed, from_skeleton(out, *fit)), observed, mask).astype(np.float32)
 
     def sample(self, observed: np.ndarray, mask: np.ndarray, action: str | None = None,
                style: str | None = None, n: int = 1, seed: int | None = None, length: int | None = None,

@@ -6,7 +6,8 @@ import os
 
 import numpy as np
 
-from model.body_size import CHILDREN, body_fit, bone_lengths, distinct_skeletons, from_skeleton, to_skeleton
+from model.body_size import (BONE_PARENTS, CHILDREN, body_fit, bone_lengths, distinct_skeletons, from_skeleton, rigid_bones,
+                             to_skeleton)
 from tests.conftest import FIXTURES
 from training.bvh import load_bvh
 
@@ -95,3 +96,22 @@ def test_the_benchmarks_bodies_keep_the_legs_and_change_the_other_bones_within_t
     ratio = bone_lengths(made["bones +-0.25"]) / bone_lengths(w)
     np.testing.assert_allclose(ratio[:, LEGS], 1.0, rtol=1e-5)
     assert np.all(np.abs(np.log(ratio[:, ~LEGS])) <= 0.25 + 1e-5) and np.abs(np.log(ratio[:, ~LEGS])).max() > 0.1
+
+
+def test_bones_seen_from_the_side_are_made_rigid_on_the_networks_side():
+    """Lifting's view hides x: an output whose bones stretch in x gets one length per bone over the
+    motion and x on the side it had; the seen axes and every other mask are left alone."""
+    side_view = np.ones(WALK.shape, bool)
+    side_view[..., 0] = False
+    rng = np.random.default_rng(0)
+    out = WALK.copy()
+    out[..., 0] += rng.normal(0, 0.01, out[..., 0].shape)  # a network's few cm of stretch in depth
+    fixed = rigid_bones(out, np.where(side_view, WALK, 0.0), side_view)
+    np.testing.assert_array_equal(fixed[..., 1:], WALK[..., 1:])
+    bones = lambda x: np.linalg.norm(x[:, CHILDREN] - x[:, BONE_PARENTS], axis=-1)
+    assert bones(fixed).std(0).max() < 2e-3 < bones(out).std(0).max()
+    rel = lambda x: x - x[:, :1]
+    assert np.abs(rel(fixed) - rel(WALK)).mean() < 0.85 * np.abs(rel(out) - rel(WALK)).mean()
+    keys = np.zeros(WALK.shape, bool)
+    keys[::20] = True  # whole joints hidden: nothing to fix
+    np.testing.assert_array_equal(rigid_bones(out, WALK, keys), out)
