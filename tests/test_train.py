@@ -141,6 +141,19 @@ def test_ddp_two_gloo_processes_keep_replicas_identical(fixture_cache, tmp_path)
     assert result["step"] == 6 and result["replicas_identical"] is True
 
 
+def test_ddp_processes_stop_together_at_the_time_limit(fixture_cache, tmp_path):
+    """A time-limited run ends on every process at the same step: deciding on their own clocks, two
+    processes once left the loop a step apart and the one still training waited forever."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "training.train", "--config", "tiny", "--max-steps", "100000", "--max-minutes", "0.25",
+           "--threads", "1", "--data", fixture_cache, "--out", str(tmp_path / "ddp")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert 0 < result["step"] < 100000 and result["replicas_identical"] is True
+
+
 def test_moving_average_of_the_generator_follows_at_its_decay():
     import torch
     from model.network import CVAE, ModelConfig

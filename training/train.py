@@ -271,7 +271,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     start, last = time.time() - elapsed, {}
     bar = tqdm(total=cfg.max_steps, initial=step, disable=rank != 0, desc=f"train {cfg.name}")
     samples_timer = (time.time(), step)
-    while step < cfg.max_steps and (time.time() - start) / 60 < cfg.max_minutes:
+    while step < cfg.max_steps and not out_of_time(start, cfg.max_minutes, distributed, device):
         b = next(batches)
         tensors = tuple(to(a) for a in (b.observed_in, b.unobserved_in, b.target, b.mask, b.scale, b.action, b.style))
         losses = train_step(g_model, d_model, opt_g, opt_d, tensors, cfg, step >= cfg.adv_start, autocast)
@@ -332,6 +332,16 @@ def train_step(g_model, d_model, opt_g, opt_d, tensors: tuple, cfg: TrainConfig,
     torch.nn.utils.clip_grad_norm_(g_model.parameters(), 10.0)
     opt_g.step()
     return {**g_losses, **d_losses}
+
+
+def out_of_time(start: float, max_minutes: float, distributed: bool, device: str) -> bool:
+    """Whether the run's time is spent, agreed by every process: each deciding on its own clock, one
+    left the loop a step before the other, whose next gradient all-reduce then waited forever (a
+    two-process run hung at its time limit)."""
+    spent = torch.tensor([float((time.time() - start) / 60 >= max_minutes)], device=device)
+    if distributed:
+        dist.all_reduce(spent, op=dist.ReduceOp.MAX)
+    return bool(spent.item())
 
 
 def replicas_identical(*modules: torch.nn.Module) -> bool:
