@@ -83,8 +83,8 @@ def to_skeleton(positions: np.ndarray, mask: np.ndarray, ratio: np.ndarray, bone
     """(..., T, J, 3) -> the body at the skeleton's proportions (what the network saw in training): a
     bone observed whole on a frame keeps its direction and takes the skeleton's length, the rest is
     scaled by 1 / ratio (the pelvis's path too: the legs set the stride)."""
-    r, s = np.asarray(ratio)[..., None, None], np.asarray(bone_scale)
-    out = positions / r[..., None]
+    s = np.asarray(bone_scale)
+    out = positions / np.asarray(ratio)[..., None, None, None]
     seen = np.asarray(mask).all(-1)                                      # (..., T, J)
     for b, (j, p) in enumerate(zip(CHILDREN, BONE_PARENTS)):             # parents first
         whole = (seen[..., j] & seen[..., p])[..., None]
@@ -113,10 +113,12 @@ def rigid_bones(out: np.ndarray, observed: np.ndarray, mask: np.ndarray) -> np.n
     L is the bone's length observed whole if it ever is, else the longer of the output's median
     length and the 95th percentile of what the view shows of it (a lower bound). Parents first;
     (..., T, J, 3) arrays, `out` holding the observed entries."""
-    res = out.copy()
     mask = np.broadcast_to(mask, out.shape)
-    hidden_axis = (~mask).argmax(-1)                                     # (..., T, J)
-    single = (~mask).sum(-1) == 1
+    single = (~mask).sum(-1) == 1                                        # (..., T, J)
+    if not single.any():  # whole joints observed or hidden (every task but lifting): nothing to fix
+        return out
+    res = out.copy()
+    hidden_axis = (~mask).argmax(-1)
     whole = bone_lengths(observed, mask)                                 # (..., bones), NaN if never whole
     for b, (j, p) in enumerate(zip(CHILDREN, BONE_PARENTS)):
         axis = hidden_axis[..., j]

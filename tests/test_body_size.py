@@ -19,6 +19,13 @@ def size_ratio(observed, mask, skeletons):
     return body_fit(observed, mask, skeletons)[0]
 
 
+def long_forearms(body: np.ndarray) -> np.ndarray:
+    """The left forearm and hand twice as far from the elbow: another rig's proportions."""
+    out = body.copy()
+    out[:, [7, 8]] = out[:, [6]] + 2.0 * (out[:, [7, 8]] - out[:, [6]])
+    return out
+
+
 def test_skeletons_are_told_apart_by_size_and_deduplicated():
     skeletons = distinct_skeletons([WALK, DANCE, WALK[:60], 1.003 * WALK])
     assert len(skeletons) == 2
@@ -37,9 +44,7 @@ def test_the_ratio_is_to_the_nearest_skeleton_on_the_bones_observed():
     scaled[:, 13:17] = scaled[:, :1] + 1.02 * (scaled[:, 13:17] - scaled[:, :1])  # a longer left leg (nearer Bandai than CMU, whose legs are 6% longer)
     assert abs(float(size_ratio(scaled, keys, skeletons)) - 1.02) < 1e-4
     # the size is the legs': a rig whose shoulders sit elsewhere (longer upper arms) is not larger
-    arms = WALK.copy()
-    arms[:, [7, 8]] = arms[:, [6]] + 2.0 * (arms[:, [7, 8]] - arms[:, [6]])
-    assert abs(float(size_ratio(1.1 * arms, full, skeletons)) - 1.1) < 1e-4
+    assert abs(float(size_ratio(1.1 * long_forearms(WALK), full, skeletons)) - 1.1) < 1e-4
     arm_keys = np.zeros(WALK.shape, bool)
     arm_keys[::20, 5:9] = True
     assert float(size_ratio(2 * WALK, arm_keys, skeletons)) == 1.0  # no leg observed: taken as given
@@ -54,13 +59,6 @@ def test_without_a_whole_bone_or_a_known_skeleton_the_ratio_is_one():
     assert float(size_ratio(2 * WALK, np.ones(WALK.shape, bool), np.zeros((0, 20)))) == 1.0
     batch = size_ratio(np.stack([WALK, 1.1 * WALK]), np.ones((2,) + WALK.shape, bool), skeletons)
     np.testing.assert_allclose(batch, [1.0, 1.1], rtol=1e-4)
-
-
-def long_forearms(body: np.ndarray) -> np.ndarray:
-    """The left forearm and hand twice as far from the elbow: another rig's proportions."""
-    out = body.copy()
-    out[:, [7, 8]] = out[:, [6]] + 2.0 * (out[:, [7, 8]] - out[:, [6]])
-    return out
 
 
 def test_each_bone_is_put_at_the_skeletons_length_and_back():

@@ -80,14 +80,15 @@ def parse_overrides(pairs: list[str]) -> dict:
     out, tasks = {}, dict(TASK_WEIGHTS)
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if key.startswith("task.") and sep:
-            if key[5:] not in tasks:
-                raise SystemExit(f"--set {pair!r}: no task {key[5:]!r}; the tasks are {', '.join(TASK_WEIGHTS)}")
+        task = key.removeprefix("task.")
+        if task != key and sep:
+            if task not in tasks:
+                raise SystemExit(f"--set {pair!r}: no task {task!r}; the tasks are {', '.join(TASK_WEIGHTS)}")
             try:
-                tasks[key[5:]] = float(value)
+                tasks[task] = float(value)
             except ValueError:
                 raise SystemExit(f"--set {pair!r}: {value!r} is not a number") from None
-            if tasks[key[5:]] < 0:
+            if tasks[task] < 0:
                 raise SystemExit(f"--set {pair!r}: a task's weight cannot be negative")
             out["task_weights"] = tasks
             continue

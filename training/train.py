@@ -338,10 +338,12 @@ def out_of_time(start: float, max_minutes: float, distributed: bool, device: str
     """Whether the run's time is spent, agreed by every process: each deciding on its own clock, one
     left the loop a step before the other, whose next gradient all-reduce then waited forever (a
     two-process run hung at its time limit)."""
-    spent = torch.tensor([float((time.time() - start) / 60 >= max_minutes)], device=device)
-    if distributed:
-        dist.all_reduce(spent, op=dist.ReduceOp.MAX)
-    return bool(spent.item())
+    spent = (time.time() - start) / 60 >= max_minutes
+    if not distributed:
+        return spent
+    verdict = torch.tensor([float(spent)], device=device)
+    dist.all_reduce(verdict, op=dist.ReduceOp.MAX)
+    return bool(verdict.item())
 
 
 def replicas_identical(*modules: torch.nn.Module) -> bool:
