@@ -72,10 +72,42 @@ def test_generative_branch_scores_each_windows_best_draw_and_skips_unconstrained
     out = {"rec": pyr(torch.zeros(b, c, t)), "gen": pyr(draws),
            "prior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2)), "posterior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2))}
     cfg = SimpleNamespace(lambda_rec=1, lambda_pos=1, lambda_kl=1, kl_prior_share=0.8, lambda_app=1, lambda_gen=1,
-                          pose_weight=0.0)
+                          pose_weight=0.0, lambda_motion=0.0)
     gen = generator_losses(out, target, mask, res_std, None, None, None, cfg, adversarial=False)["gen"]
     per_cm = 20 / 21 * 0.5                               # 20 of 21 joints moved, extrapolated entries
     assert torch.isclose(gen, torch.tensor((0.0 + 2.0) / 2 * per_cm))
+
+
+def test_motion_energy_asks_label_only_draws_to_move_as_far_as_real_motion_not_to_jitter():
+    """A frozen body and one that jitters on the spot (as fast, frame to frame, as the real swing)
+    both fall short of a real swinging limb; a draw swinging in another phase matches it; windows
+    with anything observed are left to the position losses."""
+    from types import SimpleNamespace
+    from training.losses import generator_losses, motion_energy
+    b, c, t = 2, 63, 64
+    unit = torch.full((1, c, 1), 0.01)                   # 1 residual unit = 1 cm
+    frames = torch.arange(t, dtype=torch.float32)
+    swing = torch.zeros(b, c, t)
+    swing[:, 3:] = 10 * torch.sin(2 * torch.pi * frames / 32)   # every joint swings 10 cm about the pelvis
+    shifted = torch.zeros(b, c, t)
+    shifted[:, 3:] = 10 * torch.sin(2 * torch.pi * frames / 32 + 1.0)
+    jitter = torch.zeros(b, c, t)
+    jitter[:, 3:] = 1.96 * (-1) ** frames                # the swing's mean frame-to-frame travel, no swing
+    frozen = torch.zeros(b, c, t)
+    assert motion_energy(swing, swing, unit).max() < 1e-3
+    assert motion_energy(shifted, swing, unit).max() < 0.3
+    assert (motion_energy(frozen, swing, unit) > 5).all()
+    assert (motion_energy(jitter, swing, unit) > 3).all()
+    mask = torch.zeros(b, c, t)
+    mask[0, :, 0] = 1                                    # window 0 keyed: ignored; window 1 label-only
+    pyr = lambda x: [x[..., ::8], x[..., ::4], x[..., ::2], x]
+    draws = torch.cat([frozen, swing])                   # window 1: one frozen draw, one moving: both count
+    out = {"rec": pyr(swing), "gen": pyr(draws),
+           "prior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2)), "posterior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2))}
+    cfg = SimpleNamespace(lambda_rec=1, lambda_pos=1, lambda_kl=1, kl_prior_share=0.8, lambda_app=1, lambda_gen=1,
+                          pose_weight=0.0, lambda_motion=1.0)
+    motion = generator_losses(out, swing, mask, unit, None, None, None, cfg, adversarial=False)["motion"]
+    torch.testing.assert_close(motion, motion_energy(frozen, swing, unit)[1] / 2)
 
 
 def test_balanced_kl_keeps_the_value_and_splits_the_gradient_between_prior_and_posterior():

@@ -181,7 +181,7 @@ def plot_log(log_path: str) -> None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     steps = [int(r["step"]) for r in rows]
-    for key in ("rec", "pos", "app", "gen", "kl", "adv", "d_adv"):
+    for key in ("rec", "pos", "app", "gen", "motion", "kl", "adv", "d_adv"):
         vals = [float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows]
         axes[0].plot(steps, vals, label=key)
     axes[0].set_yscale("log"); axes[0].set_xlabel("step"); axes[0].legend(); axes[0].set_title("training losses")
@@ -254,7 +254,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
                            cfg.label_dropout, cfg.workers, cfg.size_jitter, cfg.task_weights)
     to = lambda a: torch.from_numpy(a).to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda"))
-    fields = ["step", "time_s", "samples_per_s", "rec", "pos", "kl", "app", "gen", "adv", "cls", "d_adv", "d_cls",
+    fields = ["step", "time_s", "samples_per_s", "rec", "pos", "kl", "app", "gen", "motion", "adv", "cls", "d_adv", "d_cls",
               "val_inbetween30_mm", "val_linear30_mm", "val_ratio30", "val_inbetweenkeys10_mm",
               "val_linearkeys10_mm", "val_ratiokeys10", "val_spread30_mm"]
     earlier = []  # a resumed run's log is rewritten under today's columns (older runs logged fewer)
