@@ -117,8 +117,8 @@ def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, scale:
     pos = hidden_position_loss(out["rec"][-1], target, mask, scale, cfg.pose_weight).mean()
     app = sum(masked_l1(o, t.repeat(draws, 1, 1), m.repeat(draws, 1, 1))
               for o, t, m in zip(out["gen"], targets, masks))
-    gen = hidden_position_loss(out["gen"][-1], target.repeat(draws, 1, 1), mask.repeat(draws, 1, 1),
-                               scale.expand_as(target).repeat(draws, 1, 1), cfg.pose_weight)
+    target_n, scale_n = target.repeat(draws, 1, 1), scale.expand_as(target).repeat(draws, 1, 1)  # per draw
+    gen = hidden_position_loss(out["gen"][-1], target_n, mask.repeat(draws, 1, 1), scale_n, cfg.pose_weight)
     constrained = (mask.sum((1, 2)) > 0).to(gen.dtype)
     gen = (gen.reshape(draws, b).min(0).values * constrained).sum() / constrained.sum().clamp_min(1.0)
     kl = balanced_kl(out["posterior"], out["prior"], cfg.kl_prior_share)
@@ -127,8 +127,7 @@ def generator_losses(out: dict, target: torch.Tensor, mask: torch.Tensor, scale:
              + cfg.lambda_gen * gen)
     if cfg.lambda_motion:
         free = 1 - constrained
-        motion = motion_energy(out["gen"][-1], target.repeat(draws, 1, 1),
-                               scale.expand_as(target).repeat(draws, 1, 1)).reshape(draws, b).mean(0)
+        motion = motion_energy(out["gen"][-1], target_n, scale_n).reshape(draws, b).mean(0)
         losses["motion"] = (motion * free).sum() / free.sum().clamp_min(1.0)
         total = total + cfg.lambda_motion * losses["motion"]
     if adversarial:
