@@ -37,6 +37,7 @@ def test_run_logs_plots_and_resumes(fixture_cache, tmp_path):
     assert [int(r["step"]) for r in rows] == [8, 12]
     assert all(float(r["val_linear30_mm"]) > 0 and float(r["val_linearkeys10_mm"]) > 0 for r in rows)
     assert all(0 < float(r["val_spread30_mm"]) < 10 * float(r["val_inbetween30_mm"]) for r in rows)  # two draws differ
+    assert all(0 < float(r["val_best4_over_single30"]) <= 1 for r in rows)  # the best of four, against their mean
     # the ratios are the model's error over linear's on the same hidden frames
     for r in rows:
         for name in ("30", "keys10"):
