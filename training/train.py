@@ -164,13 +164,13 @@ def validate(net: CVAE, sampler: WindowSampler, stats: Stats, cfg: TrainConfig, 
         t, observed = np.arange(len(frames)), np.flatnonzero(frames)
         hidden = ~frames & (t > observed[0]) & (t < observed[-1])  # in between, as the 30-frame gap
         per_window = lambda x, y: np.linalg.norm(x[:, hidden] - y[:, hidden], axis=-1).mean((1, 2)) * 1000
-        dist = lambda x, y: float(per_window(x, y).mean())
-        result.update({f"val_inbetween{name}_mm": dist(out, world), f"val_linear{name}_mm": dist(linear, world),
-                       f"val_ratio{name}": dist(out, world) / dist(linear, world)})
+        model_error, linear_mm = per_window(out, world), float(per_window(linear, world).mean())
+        result.update({f"val_inbetween{name}_mm": float(model_error.mean()), f"val_linear{name}_mm": linear_mm,
+                       f"val_ratio{name}": float(model_error.mean()) / linear_mm})
         if name == "30":
             more = [sample_window(run, world, mask, stats, (zeros, zeros), z)[0] for z in draws[1:]]
-            result["val_spread30_mm"] = dist(out, more[0])
-            errors = np.stack([per_window(x, world) for x in [out, *more]])
+            result["val_spread30_mm"] = float(per_window(out, more[0]).mean())
+            errors = np.stack([model_error, *(per_window(x, world) for x in more)])
             result["val_best4_over_single30"] = float(errors.min(0).mean() / errors.mean())
     net.train()
     return result
