@@ -31,10 +31,13 @@ def test_run_logs_plots_and_resumes(fixture_cache, tmp_path):
     ema = {k[4:]: v for k, v in arrays.items() if k.startswith("ema.")}
     assert ema and ema.keys() == {k[10:] for k in arrays if k.startswith("generator.")}
     assert any(not np.array_equal(v, arrays["generator." + k]) for k, v in ema.items())  # an average, not a copy
-    again = train(get_config("tiny", max_steps=12, max_minutes=20), fixture_cache, out, True, ["train"], None)
+    again = train(get_config("tiny", max_steps=12, max_minutes=20, lr_anneal_steps=4, lr_final=1e-5), fixture_cache,
+                  out, True, ["train"], None)
     assert again["step"] == 12
     rows = list(csv.DictReader(open(os.path.join(out, "log.csv"))))
     assert [int(r["step"]) for r in rows] == [8, 12]
+    # the resumed steps anneal the rate: step 11 (the last taken) is 3/4 of the way from 1e-4 to 1e-5
+    assert [float(r["lr"]) for r in rows] == pytest.approx([1e-4, 3.25e-5])
     assert all(float(r["val_linear30_mm"]) > 0 and float(r["val_linearkeys10_mm"]) > 0 for r in rows)
     assert all(0 < float(r["val_spread30_mm"]) < 10 * float(r["val_inbetween30_mm"]) for r in rows)  # two draws differ
     assert all(0 < float(r["val_best4_over_single30"]) <= 1 for r in rows)  # the best of four, against their mean
@@ -173,6 +176,16 @@ def test_moving_average_of_the_generator_follows_at_its_decay():
     for e, b, p in zip(ema.parameters(), before, net.parameters()):
         torch.testing.assert_close(e, 0.9 * b + 0.1 * p)
     assert all(torch.equal(e, b) for e, b in zip(ema.buffers(), net.buffers()))
+
+
+def test_learning_rate_anneals_linearly_over_the_last_steps_only():
+    from training.configs import parse_overrides
+    from training.train import learning_rate
+    cfg = get_config("tiny", max_steps=100, **parse_overrides(["lr=0.001", "lr_anneal_steps=40", "lr_final=0.0001"]))
+    rates = [learning_rate(cfg, s) for s in (0, 59, 60, 80, 100, 120)]
+    assert rates[:3] == [0.001] * 3
+    assert rates[3] == pytest.approx(0.00055) and rates[4] == rates[5] == pytest.approx(0.0001)
+    assert learning_rate(get_config("tiny"), 39) == get_config("tiny").lr  # off by default
 
 
 def test_command_line_overrides_are_typed_and_checked():

@@ -15,6 +15,8 @@ class TrainConfig:
     max_steps: int = 100_000
     max_minutes: float = 90.0
     lr: float = 1e-4
+    lr_anneal_steps: int = 0     # over the last N steps before max_steps the lr falls linearly to lr_final
+    lr_final: float = 1e-5
     betas: tuple[float, float] = (0.0, 0.99)
     lambda_rec: float = 5.0      # reconstruction: the reconstructive branch, all entries, 4 scales
     lambda_pos: float = 5.0      # reconstructive branch, global joint positions (cm) on the hidden entries

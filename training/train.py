@@ -259,7 +259,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
                            cfg.label_dropout, cfg.workers, cfg.size_jitter, cfg.task_weights)
     to = lambda a: torch.from_numpy(a).to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16 and device.startswith("cuda"))
-    fields = ["step", "time_s", "samples_per_s", "rec", "pos", "kl", "app", "gen", "motion", "adv", "cls", "d_adv", "d_cls",
+    fields = ["step", "time_s", "samples_per_s", "lr", "rec", "pos", "kl", "app", "gen", "motion", "adv", "cls", "d_adv", "d_cls",
               "val_inbetween30_mm", "val_linear30_mm", "val_ratio30", "val_inbetweenkeys10_mm",
               "val_linearkeys10_mm", "val_ratiokeys10", "val_spread30_mm", "val_best4_over_single30"]
     earlier = []  # a resumed run's log is rewritten under today's columns (older runs logged fewer)
@@ -278,6 +278,9 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     samples_timer = (time.time(), step)
     while step < cfg.max_steps and not out_of_time(start, cfg.max_minutes, distributed, device):
         b = next(batches)
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg, step)
         tensors = tuple(to(a) for a in (b.observed_in, b.unobserved_in, b.target, b.mask, b.scale, b.action, b.style))
         losses = train_step(g_model, d_model, opt_g, opt_d, tensors, cfg, step >= cfg.adv_start, autocast)
         if ema is not None:
@@ -289,6 +292,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
             now = time.time()
             row = {"step": step, "time_s": round(now - start, 1),
                    "samples_per_s": round((step - samples_timer[1]) * cfg.batch / (now - samples_timer[0]), 1),
+                   "lr": opt_g.param_groups[0]["lr"],
                    **{k: round(v, 5) for k, v in last.items() if k in fields}}
             row.update({k: round(v, 3) for k, v in validate(ema, val_sampler, stats, cfg, device).items()})
             writer.writerow(row); log_file.flush(); plot_log(log_path)
@@ -337,6 +341,16 @@ def train_step(g_model, d_model, opt_g, opt_d, tensors: tuple, cfg: TrainConfig,
     torch.nn.utils.clip_grad_norm_(g_model.parameters(), 10.0)
     opt_g.step()
     return {**g_losses, **d_losses}
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """cfg.lr, falling linearly over the last cfg.lr_anneal_steps steps to cfg.lr_final at max_steps.
+    Worked out from the step alone, so a resumed run picks the schedule up where it stood; annealing
+    at the end of a constant-rate run settles what the step-to-step noise keeps stirring."""
+    begin = cfg.max_steps - cfg.lr_anneal_steps
+    if cfg.lr_anneal_steps <= 0 or step < begin:
+        return cfg.lr
+    return cfg.lr + (cfg.lr_final - cfg.lr) * min(1.0, (step - begin) / cfg.lr_anneal_steps)
 
 
 def out_of_time(start: float, max_minutes: float, distributed: bool, device: str) -> bool:
