@@ -1,7 +1,9 @@
 """Pictures of an evaluation: error against gap length per method, and filmstrips of a few windows
-(ground truth beside each method) so a number can be checked against what the motion looks like."""
+(ground truth beside each method) so a number can be checked against what the motion looks like;
+and of a training run: its log's losses and validation ratios."""
 from __future__ import annotations
 
+import csv
 import os
 
 import matplotlib
@@ -61,3 +63,23 @@ def filmstrips(film: dict[str, np.ndarray], out_dir: str, context: int, frames: 
         fig.savefig(path, dpi=100); plt.close(fig)
         paths.append(path)
     return paths
+
+
+def plot_log(log_path: str) -> None:
+    """A training log's losses and its held-out validation ratios, beside the CSV (log.png)."""
+    with open(log_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    steps = [int(r["step"]) for r in rows]
+    for key in ("rec", "pos", "app", "gen", "motion", "kl", "adv", "d_adv"):
+        vals = [float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows]
+        axes[0].plot(steps, vals, label=key)
+    axes[0].set_yscale("log"); axes[0].set_xlabel("step"); axes[0].legend(); axes[0].set_title("training losses")
+    for key, label in (("val_ratio30", "30-frame gap"), ("val_ratiokeys10", "keys every 10")):
+        val = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+        if val:
+            axes[1].plot(*zip(*val), marker="o", label=label)
+    axes[1].legend(); axes[1].set_xlabel("step"); axes[1].set_title("held-out in-betweening: model / linear")
+    fig.tight_layout(); fig.savefig(os.path.splitext(log_path)[0] + ".png", dpi=90); plt.close(fig)

@@ -33,6 +33,7 @@ from training.configs import TrainConfig, get_config, parse_overrides
 from training.dataset import DEFAULT_CACHE, MotionDataset
 from training.losses import discriminator_loss, generator_losses
 from training.masks import frames_to_mask, inbetween_mask
+from training.plots import plot_log
 from training.windows import WindowSampler, batch_stream, compute_stats
 
 
@@ -174,28 +175,6 @@ def validate(net: CVAE, sampler: WindowSampler, stats: Stats, cfg: TrainConfig, 
             result["val_best4_over_single30"] = float(errors.min(0).mean() / errors.mean())
     net.train()
     return result
-
-
-def plot_log(log_path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    with open(log_path) as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    steps = [int(r["step"]) for r in rows]
-    for key in ("rec", "pos", "app", "gen", "motion", "kl", "adv", "d_adv"):
-        vals = [float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows]
-        axes[0].plot(steps, vals, label=key)
-    axes[0].set_yscale("log"); axes[0].set_xlabel("step"); axes[0].legend(); axes[0].set_title("training losses")
-    for key, label in (("val_ratio30", "30-frame gap"), ("val_ratiokeys10", "keys every 10")):
-        val = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
-        if val:
-            axes[1].plot(*zip(*val), marker="o", label=label)
-    axes[1].legend(); axes[1].set_xlabel("step"); axes[1].set_title("held-out in-betweening: model / linear")
-    fig.tight_layout(); fig.savefig(os.path.splitext(log_path)[0] + ".png", dpi=90); plt.close(fig)
 
 
 def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[str], ship: str | None,
