@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from model.network import ModelConfig
+from model.representation import FILLS
 from training.masks import TASK_WEIGHTS
 
 
@@ -69,20 +70,28 @@ CONFIGS = {
 }
 
 
-def get_config(name: str, **overrides) -> TrainConfig:
+def get_config(name: str, model_overrides: dict | None = None, **overrides) -> TrainConfig:
     if name not in CONFIGS:
         raise SystemExit(f"unknown config {name!r}; choose one of {', '.join(CONFIGS)}")
-    return replace(CONFIGS[name], **{k: v for k, v in overrides.items() if v is not None})
+    base = CONFIGS[name]
+    if model_overrides:
+        overrides["model"] = replace(base.model, **model_overrides)
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def parse_overrides(pairs: list[str]) -> dict:
     """`KEY=VALUE` strings (the command line's `--set`) -> training fields, each value converted to its
     field's type, so an experiment changes a loss weight without a new named config; `task.NAME=W`
-    reweights one task of the mixture (masks.TASK_WEIGHTS; the weights need not sum to 1)."""
+    reweights one task of the mixture (masks.TASK_WEIGHTS; the weights need not sum to 1);
+    `model.FIELD=V` changes the network of a new run (a resumed one keeps its checkpoint's), e.g.
+    `model.prior_fill=velocity`, which --init may switch (train.train keeps the weights' statistics)."""
     types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
-    out, tasks = {}, dict(TASK_WEIGHTS)
+    out, tasks, model = {}, dict(TASK_WEIGHTS), {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        if key.startswith("model.") and sep:
+            model.update(_model_override(pair, key[len("model."):], value))
+            continue
         task = key.removeprefix("task.")
         if task != key and sep:
             if task not in tasks:
@@ -106,4 +115,20 @@ def parse_overrides(pairs: list[str]) -> dict:
             raise SystemExit(f"--set {pair!r}: {value!r} is not a {kind.__name__}") from None
     if "task_weights" in out and not sum(out["task_weights"].values()) > 0:
         raise SystemExit("--set task.*: at least one task needs a positive weight")
+    if model:
+        out["model_overrides"] = model
     return out
+
+
+def _model_override(pair: str, name: str, value: str) -> dict:
+    """One `model.FIELD=VALUE` of parse_overrides, converted to the ModelConfig field's type."""
+    kinds = {f.name: type(getattr(ModelConfig(), f.name)) for f in fields(ModelConfig)}
+    if name not in kinds or kinds[name] not in (int, float, bool, str):
+        raise SystemExit(f"--set {pair!r}: no model field {name!r}; the fields are {', '.join(kinds)}")
+    if name == "prior_fill" and value not in FILLS:
+        raise SystemExit(f"--set {pair!r}: the fills are {', '.join(FILLS)}")
+    kind = kinds[name]
+    try:
+        return {name: value.lower() in ("1", "true", "yes") if kind is bool else kind(value)}
+    except ValueError:
+        raise SystemExit(f"--set {pair!r}: {value!r} is not a {kind.__name__}") from None

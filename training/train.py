@@ -202,13 +202,15 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     # a resumed run goes on with the network its checkpoint describes, whatever the named config says now
     cfg.model = ModelConfig(**meta["config"]) if resuming else ModelConfig(
         **{**cfg.model.to_dict(), "n_actions": len(ds.actions) + 1, "n_styles": len(ds.styles) + 1})
-    if init_meta and init_meta["config"]["prior_fill"] != cfg.model.prior_fill:
-        raise SystemExit(f"--init {init}: it refines the {init_meta['config']['prior_fill']} fill, this config the "
-                         f"{cfg.model.prior_fill} one")
+    if init_meta and init_meta["config"]["prior_fill"] != cfg.model.prior_fill and rank == 0:
+        # the fills agree wherever no key has an observed neighbour (single keys), so the weights'
+        # statistics are kept: with the same output unit, those windows start exactly where they were
+        print(f"--init {init}: it refined the {init_meta['config']['prior_fill']} fill; this run refines the "
+              f"{cfg.model.prior_fill} one, with the weights' statistics")
     # validation on motion kept out of training; a dataset without a held-out part validates on its own
     val_sampler = WindowSampler(ds, "val_heldout" if ds.clips("val_heldout") else splits, cfg.model.window, seed=99)
     stats = (Stats.from_arrays(arrays, meta["config"]) if resuming else
-             Stats.from_arrays(initial, init_meta["config"]) if init_meta else
+             Stats.from_arrays(initial, cfg.model.to_dict()) if init_meta else
              compute_stats(WindowSampler(ds, splits, cfg.model.window, seed=7), fill=cfg.model.prior_fill))
     net, disc = CVAE(cfg.model).to(device), Discriminator(cfg.model).to(device)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas)
