@@ -20,7 +20,8 @@ import numpy as np
 
 from . import checkpoint
 from .body_size import body_fit, from_skeleton, rigid_bones, to_skeleton
-from .representation import Stats, Window, finish, full_mask, network_input, prepare, residual_to_features
+from .representation import (Stats, Window, finish, full_mask, keep_key_velocities, network_input, prepare,
+                             residual_to_features)
 from .skeleton import JOINTS
 
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "motion_cvae.safetensors")
@@ -209,8 +210,10 @@ class Generator:
     @staticmethod
     def _restored(out: np.ndarray, observed: np.ndarray, mask: np.ndarray, fit) -> np.ndarray:
         """Output made at the training skeleton's proportions back at the body's own, observed entries
-        exact, and bones seen from one side kept rigid (body_size.rigid_bones)."""
-        return rigid_bones(np.where(mask, observed, from_skeleton(out, *fit)), observed, mask).astype(np.float32)
+        exact, keys left at the velocity their observed neighbours give them (keep_key_velocities),
+        and bones seen from one side kept rigid (body_size.rigid_bones)."""
+        pasted = np.where(mask, observed, from_skeleton(out, *fit))
+        return rigid_bones(keep_key_velocities(pasted, observed, mask), observed, mask).astype(np.float32)
 
     def sample(self, observed: np.ndarray, mask: np.ndarray, action: str | None = None,
                style: str | None = None, n: int = 1, seed: int | None = None, length: int | None = None,

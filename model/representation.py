@@ -170,13 +170,48 @@ def velocity_fill(values: np.ndarray, mask: np.ndarray, reach: int = 20, decay: 
     between = (prev >= 0) & (nxt < t_len)
     slope = (at(nxt) - at(prev)) / np.maximum(span, 1)
     cut = np.minimum(span, reach)
-    tangent = lambda d: np.where(d < cut, d * (1.0 - d / np.maximum(cut, 1)) ** 2, 0.0)
     carry = lambda d: decay * (1.0 - np.exp(-d / decay))
     out = _interpolate(values, prev, nxt).astype(np.float64)
-    out += np.where(has_leave & between, (leave - slope) * tangent(t - prev), 0.0)
-    out -= np.where(has_arrive & between, (arrive - slope) * tangent(nxt - t), 0.0)
+    out += np.where(has_leave & between, (leave - slope) * _tangent(t - prev, cut), 0.0)
+    out -= np.where(has_arrive & between, (arrive - slope) * _tangent(nxt - t, cut), 0.0)
     out += np.where(has_leave & ~between, leave * carry(t - prev), 0.0)
     out -= np.where(has_arrive & ~between, arrive * carry(nxt - t), 0.0)
+    return out.astype(values.dtype)
+
+
+def _tangent(d: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """Hermite's tangent basis cut off after `cut` frames: 0 at the key and at `cut`, slope 1 at the
+    key, so adding v * _tangent(t - key) gives the motion velocity v there and moves nothing else far."""
+    return np.where(d < cut, d * (1.0 - d / np.maximum(cut, 1)) ** 2, 0.0)
+
+
+KEY_VELOCITY_REACH = 10  # frames over which keep_key_velocities blends its correction out
+
+
+def keep_key_velocities(values: np.ndarray, observed: np.ndarray, mask: np.ndarray,
+                        reach: int = KEY_VELOCITY_REACH) -> np.ndarray:
+    """Hidden entries leave a key, and arrive at one, at the velocity the key's observed neighbouring
+    frame gives it, where it has one (consecutive keys, or a context of mocap before a gap): the
+    difference from the velocity `values` has there, times _tangent, is added over the next `reach`
+    frames (the span between keys if shorter), so the motion keeps the keyed velocity instead of
+    kinking at the key, and entries at the keys and `reach` frames away are unchanged. Single keys
+    give no velocity: nothing changes. Shapes (..., T, J, 3); `values` holds the keys exactly."""
+    mask = np.broadcast_to(mask, values.shape)
+    if not (mask[..., 1:, :, :] & mask[..., :-1, :, :]).any():
+        return values  # single keys only (the add-on's usual case): no key has a velocity
+    t_len = values.shape[-3]
+    t = np.arange(t_len).reshape((t_len, 1, 1))
+    observed = np.broadcast_to(observed, values.shape)
+    prev, nxt = _nearest_keys(mask)
+    take = lambda a, idx: np.take_along_axis(a, np.clip(idx, 0, t_len - 1), axis=-3)
+    seen = lambda idx: (idx >= 0) & (idx < t_len) & take(mask, idx)
+    keyed_leave, keyed_arrive = take(observed, prev) - take(observed, prev - 1), take(observed, nxt + 1) - take(observed, nxt)
+    made_leave, made_arrive = take(values, prev + 1) - take(values, prev), take(values, nxt) - take(values, nxt - 1)
+    has_leave, has_arrive = ~mask & seen(prev) & seen(prev - 1), ~mask & seen(nxt) & seen(nxt + 1)
+    cut = np.where((prev >= 0) & (nxt < t_len), np.minimum(nxt - prev, reach), reach)
+    out = values.astype(np.float64)
+    out += np.where(has_leave, (keyed_leave - made_leave) * _tangent(t - prev, cut), 0.0)
+    out -= np.where(has_arrive, (keyed_arrive - made_arrive) * _tangent(nxt - t, cut), 0.0)
     return out.astype(values.dtype)
 
 

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.representation import (MAX_DISTANCE, PELVIS, Stats, canonical_frame, canonical_mask, finish,
-                                  from_output_features, full_mask, interpolate_observed, key_distance, prepare,
-                                  to_output_features, velocity_fill)
+                                  from_output_features, full_mask, interpolate_observed, keep_key_velocities,
+                                  key_distance, prepare, to_output_features, velocity_fill)
 from model.skeleton import LOWER_BODY, NUM_JOINTS, UPPER_BODY
 from training.masks import (TASK_WEIGHTS, complete_mask, inbetween_mask, lift_mask, predict_mask,
                             sample_mask, sample_masks)
@@ -108,6 +108,31 @@ def test_velocity_fill_uses_the_velocity_at_keys():
     assert (filled[mask] == curve[mask]).all()
     gap = slice(6, 20)
     assert np.abs(filled[gap] - curve[gap]).mean() < 0.5 * np.abs(interpolate_observed(curve, mask)[gap] - curve[gap]).mean()
+
+
+def test_key_velocities_are_kept_where_a_key_has_an_observed_neighbour():
+    """Motion that kinks at its keys (the linear fill of a curve) leaves key 11 and reaches key 30,
+    each with an observed neighbour, at nearly their keyed velocity; the single key 50 gives no
+    velocity (nothing changes around it, nor past it); keys and frames `reach` away are untouched."""
+    T, reach = 64, 8
+    t = np.arange(T, dtype=np.float64)[:, None, None]
+    curve = np.broadcast_to(np.sin(t / 6.0), (T, J, 3)).copy()
+    mask = np.zeros((T, J, 3), bool)
+    mask[[10, 11, 30, 31, 50]] = True
+    kinked = interpolate_observed(curve, mask)
+    out = keep_key_velocities(kinked, curve, mask, reach)
+    for before, after, keyed in ((11, 12, curve[11] - curve[10]), (29, 30, curve[31] - curve[30])):
+        made, kept = kinked[after] - kinked[before], out[after] - out[before]
+        assert (np.abs(kept - keyed) < 0.25 * np.abs(made - keyed)).all()
+    np.testing.assert_array_equal(out[mask], kinked[mask])
+    np.testing.assert_array_equal(out[11 + reach:31 - reach], kinked[11 + reach:31 - reach])
+    np.testing.assert_array_equal(out[31 + reach:], kinked[31 + reach:])
+    single = mask.copy()
+    single[[10, 31]] = False
+    np.testing.assert_array_equal(keep_key_velocities(kinked, curve, single, reach), kinked)
+    # a batch of outputs against one observation, as the generator's variations are
+    batch = np.stack([kinked, kinked + 0.01])
+    np.testing.assert_allclose(keep_key_velocities(batch, curve[None], mask[None], reach)[0], out)
 
 
 def test_key_distance_counts_frames_to_the_nearest_key_and_a_joint_waits_for_the_pelvis():

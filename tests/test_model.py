@@ -50,6 +50,20 @@ def test_extend_past_the_observed_frames(tiny_generator, clip):
     np.testing.assert_array_equal(out[0, :60], clip[:60])
 
 
+def test_a_key_with_an_observed_neighbour_is_left_at_its_velocity(tiny_generator, clip, monkeypatch):
+    """Ten frames of context before a 30-frame gap: the fill leaves the last one at the velocity the
+    context gives it, not the network's, and frames far from the keys are the network's own."""
+    import model.generator as generator_module
+    from training.masks import inbetween_mask
+    mask = inbetween_mask(128, 10, 30)
+    kept = tiny_generator.sample(clip[:128], mask, seed=2)[0]
+    monkeypatch.setattr(generator_module, "keep_key_velocities", lambda values, observed, mask: values)
+    network = tiny_generator.sample(clip[:128], mask, seed=2)[0]
+    keyed = clip[9] - clip[8]
+    assert np.abs(kept[10] - kept[9] - keyed).mean() < 0.25 * np.abs(network[10] - network[9] - keyed).mean()
+    np.testing.assert_array_equal(kept[25:35], network[25:35])
+
+
 def test_seed_is_reproducible_and_variations_differ(tiny_generator, clip):
     frames = np.zeros(128, bool)
     frames[[0, 127]] = True
