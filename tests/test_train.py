@@ -193,9 +193,13 @@ def test_command_line_overrides_are_typed_and_checked():
     cfg = get_config("tiny", **parse_overrides(["gen_samples=3", "lambda_kl=0.05", "bf16=true"]))
     assert (cfg.gen_samples, cfg.lambda_kl, cfg.bf16) == (3, 0.05, True)
     assert isinstance(cfg.gen_samples, int) and isinstance(cfg.lambda_kl, float)
-    for bad in ("gen_samples", "no_such_field=1", "gen_samples=two", "model=1"):
+    for bad in ("gen_samples", "no_such_field=1", "gen_samples=two", "model=1", "model.prior_fill=cubic",
+                "model.no_such_field=1", "model.c1=wide"):
         with pytest.raises(SystemExit, match="--set"):
             parse_overrides([bad])
+    linear = get_config("tiny", **parse_overrides(["model.prior_fill=linear", "model.c1=24", "lambda_kl=0.5"]))
+    assert (linear.model.prior_fill, linear.model.c1, linear.lambda_kl) == ("linear", 24, 0.5)
+    assert get_config("tiny").model.prior_fill == "velocity"  # the named config is left as it was
 
 
 def test_task_mixture_is_set_from_the_command_line_and_reaches_the_batches(fixture_cache):
@@ -296,6 +300,15 @@ def test_init_starts_a_run_from_exported_weights(fixture_cache, tmp_path):
         np.testing.assert_array_equal(arrays[key], tensors[key])
     train(get_config("tiny", max_steps=6), fixture_cache, out, True, ["train"], None, init=exported)
     assert checkpoint.load(os.path.join(out, "last.safetensors"))[1]["init"] == run_meta["init"]
+    # another fill from the same weights: their statistics (the output's unit) kept, the new fill named
+    refill = str(tmp_path / "refill")
+    linear = get_config("tiny", max_steps=2)
+    linear.model = replace(linear.model, prior_fill="linear")
+    train(linear, fixture_cache, refill, False, ["train"], None, init=exported)
+    arrays, run_meta = checkpoint.load(os.path.join(refill, "last.safetensors"))
+    assert run_meta["config"]["prior_fill"] == "linear" and meta["config"]["prior_fill"] == "velocity"
+    for key in (k for k in tensors if k.startswith("stats.")):
+        np.testing.assert_array_equal(arrays[key], tensors[key])
     wider = get_config("tiny", max_steps=2)
     wider.model = replace(wider.model, c1=24)
     with pytest.raises(SystemExit, match="use the config the weights were trained with"):
