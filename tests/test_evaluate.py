@@ -75,8 +75,12 @@ def test_cli_baselines_only_writes_the_contract(folder, fixture_cache, tmp_path)
     proc = run_cli("--data", folder, "--json", str(out), "--plots", str(plots), "--seed", "3", cache=fixture_cache)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(out.read_text())
-    assert set(r) == {"clips", "frames", "inbetween", "sparse_keys", "predict", "complete", "lift", "diversity",
-                      "generate"}
+    assert set(r) == {"clips", "frames", "inbetween", "inbetween_by_action", "sparse_keys", "predict", "complete",
+                      "lift", "diversity", "generate"}
+    for gap, groups in r["inbetween_by_action"].items():  # per action, the same errors split by label
+        n = sum(g["windows"] for g in groups.values())
+        whole = sum(g["windows"] * g["linear"] for g in groups.values()) / n
+        assert whole == pytest.approx(r["inbetween"][gap]["linear"]["mpjpe_mm"], abs=2e-3)
     assert r["clips"] == 3 and r["frames"] == 150 + 198 + 45
     assert set(r["inbetween"]) == {"5", "15", "30", "60"}
     for gap in r["inbetween"].values():

@@ -93,12 +93,14 @@ def _npss(pred: np.ndarray, gt: np.ndarray, origin: np.ndarray) -> float:
     return round(metrics.npss(flat(gt), flat(pred)), 5)
 
 
-def inbetween(clips, matcher, gen, seed, keep: int = 3) -> tuple[dict, dict]:
-    """Scores per gap and method, and a few gap-30 windows of every method for the filmstrips."""
+def inbetween(clips, matcher, gen, seed, keep: int = 3) -> tuple[dict, dict, dict]:
+    """Scores per gap and method, a few gap-30 windows of every method for the filmstrips, and each
+    method's error per gap and action label (where a method wins and loses)."""
     w, idx = windows(clips, CONTEXT + max(GAPS) + 1)
     ground = np.stack([clips[c].ground() for c, _ in idx]) if idx else None
     rot_ok = bool(idx) and all(clips[c].motion is not None for c, _ in idx)
-    out, film = {}, {}
+    actions = np.array([str(clips[c].action) for c, _ in idx])
+    out, film, by_action = {}, {}, {}
     for task, g in enumerate(GAPS):
         length = CONTEXT + g + 1
         win, gap, mask = w[:, :length], slice(CONTEXT, CONTEXT + g), inbetween_mask(length, CONTEXT, g)
@@ -116,12 +118,16 @@ def inbetween(clips, matcher, gen, seed, keep: int = 3) -> tuple[dict, dict]:
         res["ground_truth"] = {"mpjpe_mm": None, "npss": None,
                                "foot_skate_mm": mm(metrics.foot_skate(with_keys(gt), ground)) if idx else None}
         out[str(g)] = res
+        per_window = {m: np.linalg.norm(p - gt, axis=-1).mean((1, 2)) for m, p in preds.items() if p is not None}
+        by_action[str(g)] = {a: {"windows": int((actions == a).sum()),
+                                 **{m: mm(e[actions == a].mean()) for m, e in per_window.items()}}
+                             for a in sorted(set(actions))}
         if g == DIVERSITY_GAP and idx:
             pick = spread(len(idx), keep)
             film = {"ground_truth": win[pick]}
             film.update({m: np.concatenate([win[pick, :CONTEXT], p[pick], win[pick, -1:]], 1)
                          for m, p in preds.items() if p is not None})
-    return out, film
+    return out, film, by_action
 
 
 def _slerp(clip: Clip, k0: int, k1: int) -> np.ndarray:
@@ -273,8 +279,9 @@ def evaluate(clips: list[Clip], train: MotionDataset | None = None, gen=None, ju
         pos = np.concatenate([train.clip(i) for i in keep])
         matcher = MotionMatcher([train.clip(i) for i in keep])
         mean_depth, mean_pose = MeanDepth(pos), MeanPose(pos)
-    inb, film = inbetween(clips, matcher, gen, seed)
+    inb, film, inb_actions = inbetween(clips, matcher, gen, seed)
     result = {"clips": len(clips), "frames": int(sum(len(c.positions) for c in clips)), "inbetween": inb,
+              "inbetween_by_action": inb_actions,
               "sparse_keys": sparse_keys(clips, gen, seed), "predict": predict(clips, gen, seed),
               "complete": complete(clips, mean_pose, gen, seed),
               "lift": lift(clips, mean_depth, gen, seed), "diversity": diversity(clips, gen, seed),
@@ -298,6 +305,10 @@ def table(result: dict) -> str:
                 lines.append(f"{task:10s} {setting:11s} {method:16s} {cells}")
     for task in ("inbetween", "sparse_keys", "predict", "complete"):
         rows(task, result[task])
+    for gap, groups in result["inbetween_by_action"].items():
+        for action, vals in groups.items():
+            cells = "  ".join(f"{k} {'-' if v is None else f'{v:.4g}'}" for k, v in vals.items())
+            lines.append(f"{'by action':10s} {gap:3s} {action:19s} {cells}")
     rows("lift", {"": result["lift"]})
     rows("diversity", {"": result["diversity"]})
     rows("generate", {"": result["generate"]})
