@@ -250,6 +250,21 @@ def thin(action, slot, step: int, first: int):
         fc.update()
 
 
+def cut(action, slot, first: int, last: int):
+    """Delete every key on frames first..last (in place: test setup only), as a bad stretch of a
+    mocap take is cut out before Fill Gaps."""
+    for fc in _curves(action, slot):
+        co = np.empty(len(fc.keyframe_points) * 2)
+        fc.keyframe_points.foreach_get("co", co)
+        keep = co.reshape(-1, 2)
+        frame = np.rint(keep[:, 0]).astype(int)
+        keep = keep[(frame < first) | (frame > last)]
+        fc.keyframe_points.clear()
+        fc.keyframe_points.add(len(keep))
+        fc.keyframe_points.foreach_set("co", keep.ravel())
+        fc.update()
+
+
 def checksums() -> dict[str, str]:
     """checksum() of every action in the file, each slot apart (4.4+), keyed by library, name and slot."""
     import bpy

@@ -202,3 +202,19 @@ def test_partial_body_keys_constrain_their_joints(addon, rigged):
         for fc in [c for c in curves(addon, work, obj) if c.data_path == path]:
             new = next(c for c in curves(addon, result, obj) if c.data_path == path and c.array_index == fc.array_index)
             assert new.evaluate(frame) == pytest.approx(fc.evaluate(frame), abs=1e-6)
+
+
+def test_a_gap_cut_into_mocap_leaves_and_reaches_its_seams_at_their_velocity(addon):
+    """Every frame of a take keyed but 41-70 (a bad stretch cut out): the fill leaves frame 40 and
+    reaches frame 71 at the velocity the keyed frames beside them give, not with a kink."""
+    rigs.new_scene("mocap_gap")
+    obj = rigs.import_bvh(os.path.join(rigs.FIXTURES, "demo_walk.bvh"))
+    frames = np.arange(37, 75)                  # frame 40 is index 3, frame 71 index 34
+    truth = rigs.read_positions(addon, obj, frames)
+    rigs.cut(obj.animation_data.action, getattr(obj.animation_data, "action_slot", None), 41, 70)
+    activate(obj)
+    assert run("fill_gaps", seed=0) == ({"FINISHED"}, "")
+    got = rigs.read_positions(addon, obj, frames)
+    straight = (truth[34] - truth[3]) / 31     # a kinked fill's velocity at both seams
+    for keyed, filled in ((truth[3] - truth[2], got[4] - got[3]), (truth[35] - truth[34], got[34] - got[33])):
+        assert np.abs(filled - keyed).mean() < 0.35 * np.abs(straight - keyed).mean()
