@@ -108,11 +108,7 @@ def parse_overrides(pairs: list[str]) -> dict:
             numeric = sorted(k for k, t in types.items() if t in (int, float, bool))
             raise SystemExit(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(numeric)}, "
                              "or task.NAME=WEIGHT")
-        kind = types[key]
-        try:
-            out[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
-        except ValueError:
-            raise SystemExit(f"--set {pair!r}: {value!r} is not a {kind.__name__}") from None
+        out[key] = _typed(pair, types[key], value)
     if "task_weights" in out and not sum(out["task_weights"].values()) > 0:
         raise SystemExit("--set task.*: at least one task needs a positive weight")
     if model:
@@ -127,8 +123,12 @@ def _model_override(pair: str, name: str, value: str) -> dict:
         raise SystemExit(f"--set {pair!r}: no model field {name!r}; the fields are {', '.join(kinds)}")
     if name == "prior_fill" and value not in FILLS:
         raise SystemExit(f"--set {pair!r}: the fills are {', '.join(FILLS)}")
-    kind = kinds[name]
+    return {name: _typed(pair, kinds[name], value)}
+
+
+def _typed(pair: str, kind: type, value: str):
+    """A --set value as its field's type (bools from 1/true/yes)."""
     try:
-        return {name: value.lower() in ("1", "true", "yes") if kind is bool else kind(value)}
+        return value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
     except ValueError:
         raise SystemExit(f"--set {pair!r}: {value!r} is not a {kind.__name__}") from None

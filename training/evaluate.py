@@ -298,17 +298,15 @@ def evaluate(clips: list[Clip], train: MotionDataset | None = None, gen=None, ju
 def table(result: dict) -> str:
     """The JSON as aligned text: one line per (task, setting, method)."""
     lines = [f"{result['clips']} clips, {result['frames']} frames"]
+    cells = lambda vals: "  ".join(f"{k} {'-' if v is None else f'{v:.4g}'}" for k, v in vals.items())
     def rows(task: str, groups: dict) -> None:
         for setting, methods in groups.items():
             for method, vals in methods.items():
-                cells = "  ".join(f"{k} {'-' if v is None else f'{v:.4g}'}" for k, v in vals.items())
-                lines.append(f"{task:10s} {setting:11s} {method:16s} {cells}")
+                lines.append(f"{task:10s} {setting:11s} {method:16s} {cells(vals)}")
     for task in ("inbetween", "sparse_keys", "predict", "complete"):
         rows(task, result[task])
     for gap, groups in result["inbetween_by_action"].items():
-        for action, vals in groups.items():
-            cells = "  ".join(f"{k} {'-' if v is None else f'{v:.4g}'}" for k, v in vals.items())
-            lines.append(f"{'by action':10s} {gap:3s} {action:19s} {cells}")
+        lines.extend(f"{'by action':10s} {gap:3s} {action:19s} {cells(vals)}" for action, vals in groups.items())
     rows("lift", {"": result["lift"]})
     rows("diversity", {"": result["diversity"]})
     rows("generate", {"": result["generate"]})
