@@ -152,6 +152,21 @@ def _interpolate(values: np.ndarray, prev: np.ndarray, nxt: np.ndarray) -> np.nd
     return np.where(seen, v_prev + w * (v_next - v_prev), 0.0).astype(values.dtype)
 
 
+def _at(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Per entry of (..., T, J, 3), `a` at frame `idx` (clipped to the window)."""
+    return np.take_along_axis(a, np.clip(idx, 0, a.shape[-3] - 1), axis=-3)
+
+
+def _keyed_velocities(values: np.ndarray, mask: np.ndarray, prev: np.ndarray, nxt: np.ndarray):
+    """Per hidden entry, the velocity its previous key leaves at and its next key arrives at, from
+    each key's observed neighbour (the frame before / after it), and whether that neighbour is
+    observed: (leave, arrive, has_leave, has_arrive). prev, nxt: _nearest_keys(mask)."""
+    t_len = values.shape[-3]
+    seen = lambda idx: (idx >= 0) & (idx < t_len) & _at(mask, idx)
+    leave, arrive = _at(values, prev) - _at(values, prev - 1), _at(values, nxt + 1) - _at(values, nxt)
+    return leave, arrive, ~mask & seen(prev) & seen(prev - 1), ~mask & seen(nxt) & seen(nxt + 1)
+
+
 def velocity_fill(values: np.ndarray, mask: np.ndarray, reach: int = 20, decay: float = 15.0) -> np.ndarray:
     """interpolate_observed, plus the velocity that observed neighbours give a key: where the frame
     before a key is observed too, the motion leaves the key at that velocity (Hermite's tangent
@@ -162,13 +177,10 @@ def velocity_fill(values: np.ndarray, mask: np.ndarray, reach: int = 20, decay: 
     t_len = values.shape[-3]
     t = np.arange(t_len).reshape((t_len, 1, 1))
     prev, nxt = _nearest_keys(mask)
-    at = lambda idx: np.take_along_axis(values, np.clip(idx, 0, t_len - 1), axis=-3)
-    seen = lambda idx: (idx >= 0) & (idx < t_len) & np.take_along_axis(mask, np.clip(idx, 0, t_len - 1), axis=-3)
-    leave, arrive = at(prev) - at(prev - 1), at(nxt + 1) - at(nxt)      # velocities at the keys
-    has_leave, has_arrive = ~mask & seen(prev) & seen(prev - 1), ~mask & seen(nxt) & seen(nxt + 1)
+    leave, arrive, has_leave, has_arrive = _keyed_velocities(values, mask, prev, nxt)
     span = nxt - prev
     between = (prev >= 0) & (nxt < t_len)
-    slope = (at(nxt) - at(prev)) / np.maximum(span, 1)
+    slope = (_at(values, nxt) - _at(values, prev)) / np.maximum(span, 1)
     cut = np.minimum(span, reach)
     carry = lambda d: decay * (1.0 - np.exp(-d / decay))
     out = _interpolate(values, prev, nxt).astype(np.float64)
@@ -201,13 +213,10 @@ def keep_key_velocities(values: np.ndarray, observed: np.ndarray, mask: np.ndarr
         return values  # single keys only (the add-on's usual case): no key has a velocity
     t_len = values.shape[-3]
     t = np.arange(t_len).reshape((t_len, 1, 1))
-    observed = np.broadcast_to(observed, values.shape)
     prev, nxt = _nearest_keys(mask)
-    take = lambda a, idx: np.take_along_axis(a, np.clip(idx, 0, t_len - 1), axis=-3)
-    seen = lambda idx: (idx >= 0) & (idx < t_len) & take(mask, idx)
-    keyed_leave, keyed_arrive = take(observed, prev) - take(observed, prev - 1), take(observed, nxt + 1) - take(observed, nxt)
-    made_leave, made_arrive = take(values, prev + 1) - take(values, prev), take(values, nxt) - take(values, nxt - 1)
-    has_leave, has_arrive = ~mask & seen(prev) & seen(prev - 1), ~mask & seen(nxt) & seen(nxt + 1)
+    keyed_leave, keyed_arrive, has_leave, has_arrive = _keyed_velocities(
+        np.broadcast_to(observed, values.shape), mask, prev, nxt)
+    made_leave, made_arrive = _at(values, prev + 1) - _at(values, prev), _at(values, nxt) - _at(values, nxt - 1)
     cut = np.where((prev >= 0) & (nxt < t_len), np.minimum(nxt - prev, reach), reach)
     out = values.astype(np.float64)
     out += np.where(has_leave, (keyed_leave - made_leave) * _tangent(t - prev, cut), 0.0)

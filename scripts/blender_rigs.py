@@ -237,32 +237,28 @@ def _curves(action, slot):
     return action.fcurves
 
 
-def thin(action, slot, step: int, first: int):
-    """Delete every key not on frame first + k*step (in place: test setup only)."""
+def _keep_keys(action, slot, keep) -> None:
+    """Delete every key whose frame `keep` (int frames -> bool) rejects (in place: test setup only)."""
     for fc in _curves(action, slot):
         co = np.empty(len(fc.keyframe_points) * 2)
         fc.keyframe_points.foreach_get("co", co)
-        keep = co.reshape(-1, 2)
-        keep = keep[(np.rint(keep[:, 0]).astype(int) - first) % step == 0]
+        kept = co.reshape(-1, 2)
+        kept = kept[keep(np.rint(kept[:, 0]).astype(int))]
         fc.keyframe_points.clear()
-        fc.keyframe_points.add(len(keep))
-        fc.keyframe_points.foreach_set("co", keep.ravel())
+        fc.keyframe_points.add(len(kept))
+        fc.keyframe_points.foreach_set("co", kept.ravel())
         fc.update()
+
+
+def thin(action, slot, step: int, first: int):
+    """Delete every key not on frame first + k*step (in place: test setup only)."""
+    _keep_keys(action, slot, lambda frame: (frame - first) % step == 0)
 
 
 def cut(action, slot, first: int, last: int):
     """Delete every key on frames first..last (in place: test setup only), as a bad stretch of a
     mocap take is cut out before Fill Gaps."""
-    for fc in _curves(action, slot):
-        co = np.empty(len(fc.keyframe_points) * 2)
-        fc.keyframe_points.foreach_get("co", co)
-        keep = co.reshape(-1, 2)
-        frame = np.rint(keep[:, 0]).astype(int)
-        keep = keep[(frame < first) | (frame > last)]
-        fc.keyframe_points.clear()
-        fc.keyframe_points.add(len(keep))
-        fc.keyframe_points.foreach_set("co", keep.ravel())
-        fc.update()
+    _keep_keys(action, slot, lambda frame: (frame < first) | (frame > last))
 
 
 def checksums() -> dict[str, str]:
