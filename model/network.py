@@ -153,8 +153,14 @@ class Decoder(nn.Module):
         for o in self.outs:
             nn.init.normal_(o.weight, std=1e-3)
 
-    def forward(self, z: torch.Tensor, feats: list[torch.Tensor], cond: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, z: torch.Tensor, feats: list[torch.Tensor], cond: torch.Tensor,
+                skip_keep: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """`skip_keep` (B, 1, 1) of 0 / 1 (training only): where 0, the observed features of the finer
+        scales (T, T/2, T/4: the skips and the cross-attention's context) are zeroed, so that row's
+        motion must come from z and the deepest observed feature alone."""
         x, f64, f32, f16 = feats
+        if skip_keep is not None:
+            x, f64, f32 = x * skip_keep, f64 * skip_keep, f32 * skip_keep
         h = self.start(torch.cat([z, f16], 1), cond)
         outs = [self.outs[0](act(h))]
         for i, block in enumerate(self.up):
@@ -205,13 +211,18 @@ class CVAE(nn.Module):
         return self.decoder(mu + sigma * noise, feats, cond)[-1]
 
     def forward(self, observed: torch.Tensor, unobserved: torch.Tensor, action: torch.Tensor,
-                style: torch.Tensor, gen_samples: int = 1, spread_from_kl: bool = False) -> dict[str, object]:
+                style: torch.Tensor, gen_samples: int = 1, spread_from_kl: bool = False,
+                skip_dropout: float = 0.0) -> dict[str, object]:
         """Training: both branches. The reconstructive branch decodes z ~ q(z | X_u); the generative
         branch decodes `gen_samples` draws z ~ p(z | X_i) per window ("gen" holds them sample-major:
         row k * B + i is window i's draw k). The decoder runs once on all (batch-concatenated).
         `spread_from_kl`: the draws' noise scale is the prior's sigma detached, so only the KL sets the
         prior's spread (to the posterior's); otherwise the generative branch's losses, which any noise
-        costs, shrink it below the posterior's and samples stop differing."""
+        costs, shrink it below the posterior's and samples stop differing.
+        `skip_dropout`: the share of the reconstructive branch's windows decoded without the finer
+        observed features (Decoder.forward's `skip_keep`). With them, the decoder renders the hidden
+        motion from the observed side and barely reads z (decoding the posterior's mean, which has
+        seen the truth, beat the prior's by 4%), so prior draws cannot differ where it matters."""
         b, k = observed.shape[0], gen_samples
         feats_both = self.encoder(torch.cat([observed, unobserved], 0))
         feats = [f[:b] for f in feats_both]
@@ -222,8 +233,12 @@ class CVAE(nn.Module):
         mu_k = p_mu.repeat(k, 1, 1)
         spread = p_sigma.detach() if spread_from_kl else p_sigma
         z_p = mu_k + spread.repeat(k, 1, 1) * torch.randn_like(mu_k)
+        keep = None
+        if skip_dropout:
+            rec_keep = (torch.rand(b, 1, 1, device=observed.device) >= skip_dropout).to(observed.dtype)
+            keep = torch.cat([rec_keep, rec_keep.new_ones(k * b, 1, 1)], 0)
         outs = self.decoder(torch.cat([z_q, z_p], 0), [f.repeat(k + 1, 1, 1) for f in feats],
-                            cond.repeat(k + 1, 1))
+                            cond.repeat(k + 1, 1), keep)
         return {"rec": [o[:b] for o in outs], "gen": [o[b:] for o in outs],
                 "prior": (p_mu, p_sigma), "posterior": (q_mu, q_sigma)}
 

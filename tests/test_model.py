@@ -226,6 +226,34 @@ def test_label_modulated_prior_depends_on_the_labels():
     assert not torch.allclose(mu[0], mu[1]) and not torch.allclose(sigma[0], sigma[1])
 
 
+def test_skip_dropout_leaves_the_reconstructive_branch_z_and_the_deepest_feature_alone():
+    """A dropped row's output ignores the observed input's finer features; the generative branch's
+    rows (the draws from the prior, which inference uses) keep them."""
+    cfg = ModelConfig(c1=16, c2=32, z=8, heads=2, n_actions=4, n_styles=3, label_dim=4)
+    torch.manual_seed(0)
+    net = CVAE(cfg).eval()
+    with torch.no_grad():
+        for p in net.decoder.outs.parameters():
+            p.normal_(0, 0.1)  # the output convs start near zero: make differences visible
+    x, labels = torch.randn(2, 3 * cfg.channels, cfg.window), torch.tensor([0, 2])
+    z = torch.randn(2, cfg.z, cfg.window // 8)
+    feats, cond = net.encoder(x), net.labels(labels, labels)
+    finer_changed = [f + torch.randn_like(f) for f in feats[:3]] + [feats[3]]
+    keep = torch.tensor([0.0, 1.0]).reshape(2, 1, 1)
+    with torch.no_grad():
+        a = net.decoder(z, feats, cond, keep)[-1]
+        b = net.decoder(z, finer_changed, cond, keep)[-1]
+    assert torch.allclose(a[0], b[0]) and not torch.allclose(a[1], b[1])
+
+    def branches(dropout: float) -> dict:
+        torch.manual_seed(1)
+        with torch.no_grad():
+            return net(x, x, labels, labels, 2, True, dropout)
+    kept, dropped = branches(0.0), branches(1.0)
+    assert torch.equal(kept["gen"][-1], dropped["gen"][-1])
+    assert not torch.allclose(kept["rec"][-1], dropped["rec"][-1])
+
+
 def test_tiny_config_overfits_one_batch(fixture_cache):
     """Reconstruction of one fixed batch must fall at least 10x: the model and losses can learn.
     (Two windows: measured 11x by step 300 and 15x by step 600 on this seed.)"""

@@ -309,7 +309,8 @@ def train_step(g_model, d_model, opt_g, opt_d, tensors: tuple, cfg: TrainConfig,
     prior_n = obs_in[:, -target.shape[1]:]
     judge = lambda res, a, s: d_model(torch.cat([res, prior_n], 1), a, s)
     with autocast:
-        out = g_model(obs_in, unobs_in, action, style, cfg.gen_samples, cfg.prior_spread_from_kl)
+        out = g_model(obs_in, unobs_in, action, style, cfg.gen_samples, cfg.prior_spread_from_kl,
+                      cfg.rec_skip_dropout)
     with autocast:
         d_losses = discriminator_loss(judge, target, out["gen"][-1][:len(target)].float(), action, style)
     opt_d.zero_grad(set_to_none=True)
