@@ -76,7 +76,7 @@ def test_cli_baselines_only_writes_the_contract(folder, fixture_cache, tmp_path)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(out.read_text())
     assert set(r) == {"clips", "frames", "inbetween", "inbetween_by_action", "sparse_keys", "predict", "complete",
-                      "lift", "diversity", "generate"}
+                      "lift", "diversity", "diversity_predict", "generate"}
     for gap, groups in r["inbetween_by_action"].items():  # per action, the same errors split by label
         n = sum(g["windows"] for g in groups.values())
         whole = sum(g["windows"] * g["linear"] for g in groups.values()) / n
@@ -95,10 +95,11 @@ def test_cli_baselines_only_writes_the_contract(folder, fixture_cache, tmp_path)
     assert set(r["complete"]) == {"lower_body", "upper_body"}
     assert r["complete"]["lower_body"]["mean_pose"]["mpjpe_mm"] > 0
     assert r["lift"]["mean_depth"]["mpjpe_mm"] > 0
-    assert set(r["diversity"]) == {"model", "model_t2", "model_t3", "ground_truth"}
-    assert set(r["diversity"]["model"]) == {"apd_mm", "min_of_10_mpjpe_mm", "single_mpjpe_mm", "keyframe_error_mm",
-                                            "foot_skate_mm"}
-    assert r["diversity"]["ground_truth"]["foot_skate_mm"] >= 0
+    for part in ("diversity", "diversity_predict"):
+        assert set(r[part]) == {"model", "model_t2", "model_t3", "ground_truth"}
+        assert set(r[part]["model"]) == {"apd_mm", "min_of_10_mpjpe_mm", "single_mpjpe_mm", "keyframe_error_mm",
+                                         "foot_skate_mm"}
+        assert r[part]["ground_truth"]["foot_skate_mm"] >= 0
     assert set(r["generate"]) == {"model", "real"}
     assert set(r["generate"]["real"]) == {"action_accuracy", "style_accuracy", "fid", "body_speed_mps"}
     assert r["generate"]["real"]["body_speed_mps"] > 0.05  # real motion moves relative to its pelvis
@@ -136,6 +137,9 @@ def test_model_entries_filled_exact_on_keys_and_deterministic(clips, tiny_genera
     assert d["min_of_10_mpjpe_mm"] <= d["single_mpjpe_mm"]
     hot = r["diversity"]["model_t3"]  # the add-on's Variety: more prior noise, samples further apart
     assert hot["keyframe_error_mm"] == 0.0 and hot["apd_mm"] > d["apd_mm"]
+    p = r["diversity_predict"]["model"]  # the open end: the 30 context frames exact, the future apart
+    assert p["keyframe_error_mm"] == 0.0 and p["apd_mm"] > 0 and p["min_of_10_mpjpe_mm"] <= p["single_mpjpe_mm"]
+    assert p != d
     assert ev.inbetween(tiny, None, tiny_generator, 5)[0] == r["inbetween"]
     assert ev.inbetween(tiny, None, tiny_generator, 6)[0]["30"]["model"] != r["inbetween"]["30"]["model"]
 

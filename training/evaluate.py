@@ -13,7 +13,8 @@ with the clip's floor at y = 0, errors in mm on global joint positions unless sa
 - predict: 60-frame windows, 30 frames (1 s) observed, 12 (400 ms) or 30 (1000 ms) predicted.
 - complete: 128-frame windows, one body half hidden on every frame; error over the hidden joints.
 - lift: 128-frame windows; see `project`. Error on pelvis-relative positions, pelvis excluded.
-- diversity: the 30-frame in-betweening windows, 10 model samples each.
+- diversity: the 30-frame in-betweening windows, 10 model samples each; diversity_predict: the same
+  on the 1000 ms prediction windows.
 - generate: 64-frame windows of real motion and as many generated from their labels alone, judged
   by training/classifier.py (accuracy; FID against the train split's features).
 Windows and masks are fixed by the protocol (every mask from training/masks.py, as in training); the
@@ -205,30 +206,37 @@ def lift(clips, mean_depth, gen, seed) -> dict:
     return {m: {"mpjpe_mm": mm(metrics.mpjpe(rel(p), rel(w))) if p is not None else None} for m, p in preds.items()}
 
 
-def diversity(clips, gen, seed) -> dict:
-    """10 samples per 30-frame gap at the model's own temperature ("model") and at the VARIETY ones
+def diversity(clips, gen, seed, setting: str = "inbetween") -> dict:
+    """10 samples per window at the model's own temperature ("model") and at the VARIETY ones
     ("model_t2", ...): how far samples differ (APD), the best and the average one's error, and whether
-    more spread costs realism (foot skate, keys included)."""
+    more spread costs realism (foot skate, from the last observed frame on). `setting`: the 30-frame
+    gap, whose two ends leave little room to differ, or 1000 ms prediction, whose open end is where
+    plausible motions part (the regime of the paper's diversity figures)."""
     keys = ("apd_mm", "min_of_10_mpjpe_mm", "single_mpjpe_mm", "keyframe_error_mm", "foot_skate_mm")
     names = {1.0: "model", **{t: f"model_t{t:g}" for t in VARIETY}}
-    w, idx = windows(clips, CONTEXT + DIVERSITY_GAP + 1)
-    mask = inbetween_mask(w.shape[1], CONTEXT, DIVERSITY_GAP)
+    if setting == "inbetween":
+        context, length, task = CONTEXT, CONTEXT + DIVERSITY_GAP + 1, 40
+        mask = inbetween_mask(length, CONTEXT, DIVERSITY_GAP)
+    else:
+        context, length, task = PRED_CONTEXT, PRED_CONTEXT + HORIZONS["1000ms"], 41
+        mask = predict_mask(length, PRED_CONTEXT)
+    w, idx = windows(clips, length)
     frames = mask.all((1, 2))                                             # the observed frames
     ground = np.stack([clips[c].ground() for c, _ in idx]) if idx else None
     out = {}
     for temperature, name in names.items():
-        s = run_model(gen, w, mask, seed, 40, n=DIVERSITY_SAMPLES, temperature=temperature)  # (N, n, L, J, 3)
+        s = run_model(gen, w, mask, seed, task, n=DIVERSITY_SAMPLES, temperature=temperature)  # (N, n, L, J, 3)
         if s is None:
             out[name] = dict.fromkeys(keys)
             continue
-        gap, gt = s[:, :, ~frames], w[:, None, ~frames]
-        err = np.linalg.norm(gap - gt, axis=-1).mean((-2, -1))           # (N, n)
+        hidden, gt = s[:, :, ~frames], w[:, None, ~frames]
+        err = np.linalg.norm(hidden - gt, axis=-1).mean((-2, -1))        # (N, n)
         key_err = np.linalg.norm(s[:, :, frames] - w[:, None, frames], axis=-1).max()
-        skate = metrics.foot_skate(s[:, :, CONTEXT - 1:][..., list(FEET), :], ground[:, None])  # gap and its keys
-        vals = (np.mean([metrics.apd(x) for x in gap]), err.min(1).mean(), err.mean(), key_err, skate)
+        skate = metrics.foot_skate(s[:, :, context - 1:][..., list(FEET), :], ground[:, None])
+        vals = (np.mean([metrics.apd(x) for x in hidden]), err.min(1).mean(), err.mean(), key_err, skate)
         out[name] = dict(zip(keys, (mm(v) for v in vals)))
     out["ground_truth"] = {**dict.fromkeys(keys), "foot_skate_mm": mm(metrics.foot_skate(
-        w[:, CONTEXT - 1:][..., list(FEET), :], ground)) if idx else None}
+        w[:, context - 1:][..., list(FEET), :], ground)) if idx else None}
     return out
 
 
@@ -285,6 +293,7 @@ def evaluate(clips: list[Clip], train: MotionDataset | None = None, gen=None, ju
               "sparse_keys": sparse_keys(clips, gen, seed), "predict": predict(clips, gen, seed),
               "complete": complete(clips, mean_pose, gen, seed),
               "lift": lift(clips, mean_depth, gen, seed), "diversity": diversity(clips, gen, seed),
+              "diversity_predict": diversity(clips, gen, seed, "predict"),
               "generate": generate(clips, gen, judge, seed)}
     if plots:
         from training.plots import error_vs_gap, filmstrips
@@ -308,7 +317,7 @@ def table(result: dict) -> str:
     for gap, groups in result["inbetween_by_action"].items():
         lines.extend(f"{'by action':10s} {gap:3s} {action:19s} {cells(vals)}" for action, vals in groups.items())
     rows("lift", {"": result["lift"]})
-    rows("diversity", {"": result["diversity"]})
+    rows("diversity", {"gap 30": result["diversity"], "1000 ms": result["diversity_predict"]})
     rows("generate", {"": result["generate"]})
     return "\n".join(lines)
 
