@@ -4,8 +4,9 @@ Shapes: a window is (B, C, T) with T = 128. The encoder trunk is shared by the o
 (giving the conditional prior p(z | X_i) and the decoder's skip features) and the unobserved part X_u
 (giving the posterior q(z | X_u)); z is a per-timestep map (B, Z, T/8). The decoder up-samples with
 residual blocks, self-attention and cross-attention to the observed features, is modulated by the
-action and style labels, and emits the output at four temporal scales. A discriminator with action and
-style classifier heads judges whole sequences. Spectral normalisation is applied to every conv.
+action and style labels, and emits the output at four temporal scales (`refine` adds dilated blocks
+at full resolution ahead of the last). A discriminator with action and style classifier heads judges
+whole sequences. Spectral normalisation is applied to every conv but those that start at zero.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class ModelConfig:
     spectral_norm: bool = True
     prior_fill: str = "linear"   # how the prior the network refines is filled (representation.FILLS)
     prior_labels: bool = False   # the prior p(z | X_i, labels) is modulated by action and style too
+    refine: int = 0              # dilated residual blocks at full resolution ahead of the T-scale output
 
     @property
     def channels(self) -> int:
@@ -40,8 +42,9 @@ class ModelConfig:
         return asdict(self)
 
 
-def conv(cfg: ModelConfig, cin: int, cout: int, k: int = 3, normalised: bool = True) -> nn.Module:
-    layer = nn.Conv1d(cin, cout, k, padding=k // 2, padding_mode="replicate" if k > 1 else "zeros")
+def conv(cfg: ModelConfig, cin: int, cout: int, k: int = 3, normalised: bool = True, dilation: int = 1) -> nn.Module:
+    layer = nn.Conv1d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation,
+                      padding_mode="replicate" if k > 1 else "zeros")
     nn.init.orthogonal_(layer.weight)
     nn.init.zeros_(layer.bias)
     return spectral_norm(layer) if cfg.spectral_norm and normalised else layer
@@ -76,6 +79,24 @@ class ResBlock(nn.Module):
         s = x if self.skip is None else self.skip(x)
         out = h + s
         return F.avg_pool1d(out, 2) if self.resample == "down" else out
+
+
+class DilatedBlock(nn.Module):
+    """A residual block of two k=3 convs dilated by `dilation`, at full resolution. The decoder's
+    T-scale output otherwise sees the observed input only through one 3-frame merge: a hidden frame
+    mid-gap reads its keys' exact poses and velocities only after they were pooled and upsampled,
+    and the model lost to the velocity fill even on training windows. Stacked at dilations 1, 2, 4,
+    8 they reach 30 frames either way. The second conv starts at zero (no spectral norm, which would
+    pin its gain at 1), so added blocks leave a trained decoder's output unchanged until they learn."""
+
+    def __init__(self, cfg: ModelConfig, channels: int, dilation: int):
+        super().__init__()
+        self.conv1 = conv(cfg, channels, channels, dilation=dilation)
+        self.conv2 = conv(cfg, channels, channels, normalised=False, dilation=dilation)
+        nn.init.zeros_(self.conv2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(act(self.conv1(act(x))))
 
 
 class Attention(nn.Module):
@@ -147,6 +168,7 @@ class Decoder(nn.Module):
                                     conv(cfg, cfg.c1 + 3 * c, cfg.c1)])
         self.self_attn = Attention(cfg, cfg.c2)
         self.cross_attn = Attention(cfg, cfg.c2)
+        self.refine = nn.ModuleList([DilatedBlock(cfg, cfg.c1, 2 ** i) for i in range(cfg.refine)])
         # Output convs without spectral norm (which would pin their gain at 1 whatever the init), so
         # the decoder starts as the interpolation prior: residual ~0, errors no larger than linear's.
         self.outs = nn.ModuleList([conv(cfg, ch, c, normalised=False) for ch in (cfg.c2, cfg.c2, cfg.c1, cfg.c1)])
@@ -172,6 +194,8 @@ class Decoder(nn.Module):
                 h = self.merge[1](torch.cat([h, f64], 1))
             else:
                 h = self.merge[2](torch.cat([h, x], 1))
+                for block in self.refine:
+                    h = block(h)
             outs.append(self.outs[i + 1](act(h)))
         return outs
 

@@ -14,28 +14,30 @@ def _act(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, 0.1 * x)  # leaky_relu(0.1)
 
 
-def _im2col(x: np.ndarray) -> np.ndarray:
-    """(B, T, C) -> (B*T, 3C): row t holds x[t-1], x[t], x[t+1], edges replicated."""
+def _im2col(x: np.ndarray, d: int = 1) -> np.ndarray:
+    """(B, T, C) -> (B*T, 3C): row t holds x[t-d], x[t], x[t+d], edges replicated."""
     b, t, c = x.shape
     cols = np.empty((b, t, 3, c), np.float32)
     cols[:, :, 1] = x
-    cols[:, 1:, 0], cols[:, 0, 0] = x[:, :-1], x[:, 0]
-    cols[:, :-1, 2], cols[:, -1, 2] = x[:, 1:], x[:, -1]
+    d = min(d, t)
+    cols[:, d:, 0], cols[:, :d, 0] = x[:, :t - d], x[:, :1]
+    cols[:, :t - d, 2], cols[:, t - d:, 2] = x[:, d:], x[:, -1:]
     return cols.reshape(b * t, 3 * c)
 
 
 class Conv:
-    """Conv1d (kernel 1 or 3, replicate padding) as one GEMM; `scale` folds a constant factor in."""
+    """Conv1d (kernel 1 or 3, replicate padding, `dilation`) as one GEMM; `scale` folds a constant
+    factor in."""
 
-    def __init__(self, p: dict[str, np.ndarray], name: str, scale: float | np.ndarray = 1.0):
+    def __init__(self, p: dict[str, np.ndarray], name: str, scale: float | np.ndarray = 1.0, dilation: int = 1):
         w = p[f"{name}.weight"]                                     # (out, in, k)
-        self.k = w.shape[2]
+        self.k, self.dilation = w.shape[2], dilation
         self.w = np.ascontiguousarray((w * scale).transpose(2, 1, 0).reshape(-1, w.shape[0]))
         self.b = (p[f"{name}.bias"] * scale).astype(np.float32)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         b, t, c = x.shape
-        cols = _im2col(x) if self.k == 3 else x.reshape(b * t, c)
+        cols = _im2col(x, self.dilation) if self.k == 3 else x.reshape(b * t, c)
         out = cols @ self.w
         out += self.b
         return out.reshape(b, t, -1)
@@ -64,6 +66,17 @@ class ResBlock:
             b, t, c = h.shape
             return h.reshape(b, t // 2, 2, c).mean(2)
         return h
+
+
+class DilatedBlock:
+    """network.DilatedBlock: x + conv2(act(conv1(act(x)))), both convs dilated."""
+
+    def __init__(self, p: dict[str, np.ndarray], name: str, dilation: int):
+        self.conv1 = Conv(p, f"{name}.conv1", dilation=dilation)
+        self.conv2 = Conv(p, f"{name}.conv2", dilation=dilation)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x + self.conv2(_act(self.conv1(_act(x))))
 
 
 class Attention:
@@ -114,6 +127,7 @@ class NumpyBackend:
         self.merge = [Conv(p, f"decoder.merge.{i}") for i in range(3)]
         self.self_attn = Attention(p, "decoder.self_attn", heads)
         self.cross_attn = Attention(p, "decoder.cross_attn", heads)
+        self.refine = [DilatedBlock(p, f"decoder.refine.{i}", 2 ** i) for i in range(config.get("refine", 0))]
         self.outs = [Conv(p, f"decoder.outs.{i}") for i in range(4)]
 
     def run(self, inputs: np.ndarray, action: np.ndarray, style: np.ndarray, noise: np.ndarray) -> np.ndarray:
@@ -142,5 +156,7 @@ class NumpyBackend:
                 h = self.merge[1](np.concatenate([h, f64], -1))
             else:
                 h = self.merge[2](np.concatenate([h, x_in], -1))
+                for block in self.refine:
+                    h = block(h)
             out = self.outs[i + 1](_act(h))
         return np.ascontiguousarray(out.transpose(0, 2, 1))

@@ -254,6 +254,30 @@ def test_skip_dropout_leaves_the_reconstructive_branch_z_and_the_deepest_feature
     assert not torch.allclose(kept["rec"][-1], dropped["rec"][-1])
 
 
+def test_refining_blocks_start_as_the_identity_and_learn():
+    """Blocks added to trained weights (--init) leave the output unchanged, yet their second conv gets
+    a gradient at once, and once it is non-zero the T-scale output changes."""
+    cfg = ModelConfig(c1=16, c2=32, z=8, heads=2, n_actions=4, n_styles=3, label_dim=4)
+    torch.manual_seed(0)
+    plain = CVAE(cfg).eval()
+    refined = CVAE(ModelConfig(**{**cfg.to_dict(), "refine": 3})).eval()
+    missing, unexpected = refined.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("decoder.refine.") for k in missing)
+    with torch.no_grad():
+        for o in plain.decoder.outs:
+            o.weight.normal_(0, 0.05)
+    refined.decoder.outs.load_state_dict(plain.decoder.outs.state_dict())
+    x, labels, noise = torch.randn(2, 3 * cfg.channels, cfg.window), torch.tensor([0, 2]), torch.randn(2, 8, 16)
+    with torch.no_grad():
+        base = plain.sample(x, labels, labels, noise)
+        torch.testing.assert_close(refined.sample(x, labels, labels, noise), base, rtol=0, atol=1e-6)
+    refined.sample(x, labels, labels, noise).square().sum().backward()
+    assert all(b.conv2.weight.grad.abs().sum() > 0 for b in refined.decoder.refine)
+    with torch.no_grad():
+        refined.decoder.refine[2].conv2.weight.normal_(0, 0.1)
+        assert (refined.sample(x, labels, labels, noise) - base).abs().max() > 1e-3
+
+
 def test_tiny_config_overfits_one_batch(fixture_cache):
     """Reconstruction of one fixed batch must fall at least 10x: the model and losses can learn.
     (Two windows: measured 11x by step 300 and 15x by step 600 on this seed.)"""

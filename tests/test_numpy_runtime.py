@@ -33,7 +33,8 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory, one_thread) -> str:
-    model = ModelConfig(c1=16, c2=32, z=16, heads=2, label_dim=8, n_actions=3, n_styles=4, prior_labels=True)
+    model = ModelConfig(c1=16, c2=32, z=16, heads=2, label_dim=8, n_actions=3, n_styles=4, prior_labels=True,
+                        refine=3)
     return random_checkpoint(str(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"), model)
 
 

@@ -309,6 +309,18 @@ def test_init_starts_a_run_from_exported_weights(fixture_cache, tmp_path):
     assert run_meta["config"]["prior_fill"] == "linear" and meta["config"]["prior_fill"] == "velocity"
     for key in (k for k in tensors if k.startswith("stats.")):
         np.testing.assert_array_equal(arrays[key], tensors[key])
+    # weights with one output unit per channel (the shipped lineage's) get the key-distance table,
+    # their inputs' normalisation kept, and refining blocks added (they start as the identity)
+    from model.representation import MAX_DISTANCE
+    old = str(tmp_path / "old.safetensors")
+    checkpoint.save(old, {**tensors, "stats.res_std": tensors["stats.res_std"][-1]}, meta)
+    rescaled = get_config("tiny", max_steps=2, rescale_output=True)
+    rescaled.model = replace(rescaled.model, refine=2)
+    train(rescaled, fixture_cache, str(tmp_path / "rescaled"), False, ["train"], None, init=old)
+    arrays, run_meta = checkpoint.load(str(tmp_path / "rescaled" / "last.safetensors"))
+    assert arrays["stats.res_std"].shape == (MAX_DISTANCE + 1, 21, 3) and run_meta["config"]["refine"] == 2
+    for key in ("stats.canon_mean", "stats.canon_std", "stats.feat_mean", "stats.feat_std"):
+        np.testing.assert_array_equal(arrays[key], tensors[key])
     wider = get_config("tiny", max_steps=2)
     wider.model = replace(wider.model, c1=24)
     with pytest.raises(SystemExit, match="use the config the weights were trained with"):

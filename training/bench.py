@@ -45,8 +45,9 @@ PAPER = ModelConfig()
 
 
 def random_checkpoint(path: str, model: ModelConfig, seed: int = 0) -> str:
-    """An exported checkpoint built without data. FiLM, attention gates and output convs are made
-    non-zero (they start at zero in training) so every path of the network does something."""
+    """An exported checkpoint built without data. FiLM, attention gates, output convs and the refining
+    blocks' second convs are made non-zero (they start at zero in training) so every path of the
+    network does something."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = ModelConfig(**{**model.to_dict(), "spectral_norm": False})
@@ -60,6 +61,8 @@ def random_checkpoint(path: str, model: ModelConfig, seed: int = 0) -> str:
                 p.fill_(0.5)
             elif name.startswith("decoder.outs.") and name.endswith("weight"):
                 p.normal_(0, 0.05)
+            elif name.startswith("decoder.refine.") and ".conv2." in name and name.endswith("weight"):
+                p.normal_(0, 0.1)
     shape = (len(JOINTS), 3)
     stats = Stats(rng.normal(0, 0.3, shape), rng.uniform(0.2, 1.0, shape), rng.normal(0, 0.3, shape),
                   rng.uniform(0.2, 1.0, shape), rng.uniform(0.02, 0.1, shape))

@@ -29,6 +29,7 @@ class TrainConfig:
     gen_samples: int = 2         # prior samples per window; `gen` scores the best (variety loss: diversity)
     prior_spread_from_kl: bool = True  # the prior's sigma learns from the KL only (network.CVAE.forward)
     rec_skip_dropout: float = 0.0  # reconstructive windows decoded without the finer observed features
+    rescale_output: bool = False  # with --init: the output's unit tabled by key distance from the data (Stats)
     lambda_motion: float = 0.0   # generation from labels: each draw's joints move as much as the real window's
     lambda_adv: float = 1.0
     lambda_cls: float = 1.0
