@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import csv
+import dataclasses
 import json
 import os
 import time
@@ -210,15 +210,14 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
               f"{cfg.model.prior_fill} one, with the weights' statistics")
     # validation on motion kept out of training; a dataset without a held-out part validates on its own
     val_sampler = WindowSampler(ds, "val_heldout" if ds.clips("val_heldout") else splits, cfg.model.window, seed=99)
+    from_data = lambda: compute_stats(WindowSampler(ds, splits, cfg.model.window, seed=7), fill=cfg.model.prior_fill)
     stats = (Stats.from_arrays(arrays, meta["config"]) if resuming else
-             Stats.from_arrays(initial, cfg.model.to_dict()) if init_meta else
-             compute_stats(WindowSampler(ds, splits, cfg.model.window, seed=7), fill=cfg.model.prior_fill))
+             Stats.from_arrays(initial, cfg.model.to_dict()) if init_meta else from_data())
     if init_meta and cfg.rescale_output:
         # weights with one output unit per channel (up to 1.7 m for the pelvis path) get the table by
         # distance to the nearest key, the inputs' normalisation kept: beside a key, where errors are
         # millimetres, the network's relative error no longer costs centimetres
-        stats = dataclasses.replace(stats, res_std=compute_stats(
-            WindowSampler(ds, splits, cfg.model.window, seed=7), fill=cfg.model.prior_fill).res_std)
+        stats = dataclasses.replace(stats, res_std=from_data().res_std)
     net, disc = CVAE(cfg.model).to(device), Discriminator(cfg.model).to(device)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
