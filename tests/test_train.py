@@ -202,6 +202,13 @@ def test_command_line_overrides_are_typed_and_checked():
     assert get_config("tiny").model.prior_fill == "velocity"  # the named config is left as it was
 
 
+def test_a_field_given_as_a_flag_and_with_set_is_refused(monkeypatch):
+    from training.train import main
+    monkeypatch.setattr("sys.argv", ["train", "--config", "tiny", "--max-steps", "5", "--set", "max_steps=7"])
+    with pytest.raises(SystemExit, match="max_steps given both as a flag and with --set"):
+        main()
+
+
 def test_task_mixture_is_set_from_the_command_line_and_reaches_the_batches(fixture_cache):
     """`--set task.lift=...` reweights one task; the batches then draw tasks by those weights."""
     from training.configs import parse_overrides

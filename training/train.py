@@ -398,8 +398,13 @@ def main() -> None:
     ap.add_argument("--ship", nargs="?", const=DEFAULT_WEIGHTS, default=None,
                     help="also export the final weights here (default: the add-on's shipped weights)")
     args = ap.parse_args()
-    cfg = get_config(args.config, max_minutes=args.max_minutes, max_steps=args.max_steps, batch=args.batch,
-                     threads=args.threads, **parse_overrides(args.set))
+    flags = {"max_minutes": args.max_minutes, "max_steps": args.max_steps, "batch": args.batch, "threads": args.threads}
+    overrides = parse_overrides(args.set)
+    twice = [k for k, v in flags.items() if v is not None and k in overrides]
+    if twice:
+        raise SystemExit(f"{', '.join(twice)} given both as a flag and with --set; give it once "
+                         f"(e.g. --{twice[0].replace('_', '-')} {flags[twice[0]]})")
+    cfg = get_config(args.config, **overrides, **{k: v for k, v in flags.items() if k not in overrides})
     result = train(cfg, args.data, args.out or os.path.join("runs", cfg.name), args.resume,
                    args.splits.split(","), args.ship, args.device, args.init)
     if int(os.environ.get("RANK", 0)) == 0:
