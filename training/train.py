@@ -404,7 +404,7 @@ def main() -> None:
     if twice:
         raise SystemExit(f"{', '.join(twice)} given both as a flag and with --set; give it once "
                          f"(e.g. --{twice[0].replace('_', '-')} {flags[twice[0]]})")
-    cfg = get_config(args.config, **overrides, **{k: v for k, v in flags.items() if k not in overrides})
+    cfg = get_config(args.config, **{**flags, **overrides})  # get_config drops the flags left unset (None)
     result = train(cfg, args.data, args.out or os.path.join("runs", cfg.name), args.resume,
                    args.splits.split(","), args.ship, args.device, args.init)
     if int(os.environ.get("RANK", 0)) == 0:
