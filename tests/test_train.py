@@ -15,7 +15,8 @@ import pytest
 from model import checkpoint
 from training.configs import get_config
 from training.dataset import SPLITS, MotionDataset
-from training.train import folded_generator, train, trained_on
+from training.run_state import folded_generator, trained_on
+from training.train import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -279,7 +280,7 @@ def test_init_starts_a_run_from_exported_weights(fixture_cache, tmp_path):
     import torch
     from model.generator import Generator
     from model.network import CVAE, ModelConfig
-    from training.train import warm_start
+    from training.run_state import warm_start
     cfg = get_config("tiny", max_steps=10)
     cfg.model = replace(cfg.model, prior_labels=False)
     train(cfg, fixture_cache, str(tmp_path / "first"), False, ["train"], None)

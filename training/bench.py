@@ -35,7 +35,8 @@ from model.skeleton import JOINTS
 from training.configs import get_config
 from training.dataset import DEFAULT_CACHE, MotionDataset
 from training.masks import TASK_WEIGHTS, sample_mask
-from training.train import export, train_step
+from training.run_state import export
+from training.train import train_step
 from training.windows import WindowSampler, batch_stream, compute_stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
