@@ -75,8 +75,12 @@ def test_cli_baselines_only_writes_the_contract(folder, fixture_cache, tmp_path)
     proc = run_cli("--data", folder, "--json", str(out), "--plots", str(plots), "--seed", "3", cache=fixture_cache)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(out.read_text())
-    assert set(r) == {"clips", "frames", "inbetween", "inbetween_by_action", "sparse_keys", "predict", "complete",
-                      "lift", "diversity", "diversity_predict", "generate"}
+    assert set(r) == {"clips", "frames", "inbetween", "inbetween_by_action", "inbetween_model_wins", "sparse_keys",
+                      "predict", "complete", "lift", "diversity", "diversity_predict", "generate"}
+    for gap, shares in r["inbetween_model_wins"].items():  # with a model, its share of closer windows per baseline
+        ran = r["inbetween"][gap]["model"]["mpjpe_mm"] is not None
+        assert set(shares) == ({"linear", "velocity", "motion_matching", "slerp"} if ran else set())
+        assert all(0.0 <= v <= 1.0 for v in shares.values())
     for gap, groups in r["inbetween_by_action"].items():  # per action, the same errors split by label
         n = sum(g["windows"] for g in groups.values())
         whole = sum(g["windows"] * g["linear"] for g in groups.values()) / n
@@ -141,6 +145,9 @@ def test_model_entries_filled_exact_on_keys_and_deterministic(clips, tiny_genera
     assert p["keyframe_error_mm"] == 0.0 and p["apd_mm"] > 0 and p["min_of_10_mpjpe_mm"] <= p["single_mpjpe_mm"]
     assert p != d
     assert ev.inbetween(tiny, None, tiny_generator, 5)[0] == r["inbetween"]
+    for gap, shares in r["inbetween_model_wins"].items():  # no retrieval without a cache: the fills only
+        assert set(shares) == {"linear", "velocity", "slerp"} and all(0.0 <= v <= 1.0 for v in shares.values())
+    assert r["inbetween_model_wins"]["5"]["linear"] > 0  # trained or not, it starts from that fill and refines it
     assert ev.inbetween(tiny, None, tiny_generator, 6)[0]["30"]["model"] != r["inbetween"]["30"]["model"]
 
 

@@ -8,6 +8,8 @@ with the clip's floor at y = 0, errors in mm on global joint positions unless sa
 - inbetween: 71-frame windows (10 context + up to 60 gap + 1 target); for a gap g the first 10+g+1
   frames are used, so every gap length is scored on the same windows. Errors over the gap frames.
   The model is given exactly those 11+g frames (context and target observed, gap hidden).
+  inbetween_by_action splits the errors by action label; inbetween_model_wins gives, per gap, the
+  share of windows on which the model is closer than each baseline.
 - sparse_keys: 121-frame windows keyed on every 10th or 20th frame only (the add-on's use: single
   keys, no context); errors over the frames between keys.
 - predict: 60-frame windows, 30 frames (1 s) observed, 12 (400 ms) or 30 (1000 ms) predicted.
@@ -94,14 +96,15 @@ def _npss(pred: np.ndarray, gt: np.ndarray, origin: np.ndarray) -> float:
     return round(metrics.npss(flat(gt), flat(pred)), 5)
 
 
-def inbetween(clips, matcher, gen, seed, keep: int = 3) -> tuple[dict, dict, dict]:
-    """Scores per gap and method, a few gap-30 windows of every method for the filmstrips, and each
-    method's error per gap and action label (where a method wins and loses)."""
+def inbetween(clips, matcher, gen, seed, keep: int = 3) -> tuple[dict, dict, dict, dict]:
+    """Scores per gap and method, a few gap-30 windows of every method for the filmstrips, each
+    method's error per gap and action label, and per gap the share of windows on which the model is
+    closer than each baseline (where a method wins and loses: a mean hides which windows)."""
     w, idx = windows(clips, CONTEXT + max(GAPS) + 1)
     ground = np.stack([clips[c].ground() for c, _ in idx]) if idx else None
     rot_ok = bool(idx) and all(clips[c].motion is not None for c, _ in idx)
     actions = np.array([str(clips[c].action) for c, _ in idx])
-    out, film, by_action = {}, {}, {}
+    out, film, by_action, wins = {}, {}, {}, {}
     for task, g in enumerate(GAPS):
         length = CONTEXT + g + 1
         win, gap, mask = w[:, :length], slice(CONTEXT, CONTEXT + g), inbetween_mask(length, CONTEXT, g)
@@ -123,12 +126,14 @@ def inbetween(clips, matcher, gen, seed, keep: int = 3) -> tuple[dict, dict, dic
         by_action[str(g)] = {a: {"windows": int((actions == a).sum()),
                                  **{m: mm(e[actions == a].mean()) for m, e in per_window.items()}}
                              for a in sorted(set(actions))}
+        wins[str(g)] = ({m: round(float((per_window["model"] < e).mean()), 4) for m, e in per_window.items()
+                         if m != "model"} if "model" in per_window else {})
         if g == DIVERSITY_GAP and idx:
             pick = spread(len(idx), keep)
             film = {"ground_truth": win[pick]}
             film.update({m: np.concatenate([win[pick, :CONTEXT], p[pick], win[pick, -1:]], 1)
                          for m, p in preds.items() if p is not None})
-    return out, film, by_action
+    return out, film, by_action, wins
 
 
 def _slerp(clip: Clip, k0: int, k1: int) -> np.ndarray:
@@ -287,9 +292,9 @@ def evaluate(clips: list[Clip], train: MotionDataset | None = None, gen=None, ju
         pos = np.concatenate([train.clip(i) for i in keep])
         matcher = MotionMatcher([train.clip(i) for i in keep])
         mean_depth, mean_pose = MeanDepth(pos), MeanPose(pos)
-    inb, film, inb_actions = inbetween(clips, matcher, gen, seed)
+    inb, film, inb_actions, inb_wins = inbetween(clips, matcher, gen, seed)
     result = {"clips": len(clips), "frames": int(sum(len(c.positions) for c in clips)), "inbetween": inb,
-              "inbetween_by_action": inb_actions,
+              "inbetween_by_action": inb_actions, "inbetween_model_wins": inb_wins,
               "sparse_keys": sparse_keys(clips, gen, seed), "predict": predict(clips, gen, seed),
               "complete": complete(clips, mean_pose, gen, seed),
               "lift": lift(clips, mean_depth, gen, seed), "diversity": diversity(clips, gen, seed),
@@ -316,6 +321,8 @@ def table(result: dict) -> str:
         rows(task, result[task])
     for gap, groups in result["inbetween_by_action"].items():
         lines.extend(f"{'by action':10s} {gap:3s} {action:19s} {cells(vals)}" for action, vals in groups.items())
+    for gap, shares in result["inbetween_model_wins"].items():
+        lines.append(f"{'model wins':10s} {gap:3s} {'share of windows':19s} {cells(shares)}")
     rows("lift", {"": result["lift"]})
     rows("diversity", {"gap 30": result["diversity"], "1000 ms": result["diversity_predict"]})
     rows("generate", {"": result["generate"]})
