@@ -175,7 +175,7 @@ def test_model_sees_nothing_it_should_not(clips):
     assert r["lift"]["model"]["mpjpe_mm"] > 0  # depth was never given
 
 
-def test_generate_scores_with_a_classifier(clips, fixture_cache, tiny_generator, tmp_path):
+def test_generate_scores_with_a_classifier(clips, fixture_cache, tiny_generator, tmp_path, monkeypatch):
     from training.classifier import Judge, train
     path = str(tmp_path / "clf.safetensors")
     train(MotionDataset.load(fixture_cache), steps=3, batch=8, seed=0, out=path)
@@ -184,6 +184,12 @@ def test_generate_scores_with_a_classifier(clips, fixture_cache, tiny_generator,
     assert 0.0 <= r["real"]["action_accuracy"] <= 1.0 and r["real"]["fid"] >= 0
     assert r["model"]["fid"] is not None and r["model"]["action_accuracy"] is not None
     assert r["model"]["body_speed_mps"] >= 0 and r["real"]["body_speed_mps"] > 0.05
+    # accuracy over GEN_DRAWS draws per window; FID on the first draws, which a single draw reproduces
+    known = sum(clips[c].action in judge.actions for c, _ in windows(clips, ev.GEN_LEN)[1])
+    scaled = r["model"]["action_accuracy"] * known * ev.GEN_DRAWS
+    assert ev.GEN_DRAWS > 1 and abs(scaled - round(scaled)) < known * ev.GEN_DRAWS * 1e-4
+    monkeypatch.setattr(ev, "GEN_DRAWS", 1)
+    assert ev.generate(clips, tiny_generator, judge, seed=0)["model"]["fid"] == r["model"]["fid"]
 
 
 def test_cli_input_errors_are_one_line(fixture_cache, tmp_path):
