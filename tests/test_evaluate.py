@@ -70,7 +70,7 @@ def test_lift_camera_round_trip(clips):
     assert np.allclose(yz, w[..., 1:], atol=1e-9)
 
 
-def test_cli_baselines_only_writes_the_contract(folder, fixture_cache, tmp_path):
+def test_cli_writes_the_contract(folder, fixture_cache, tmp_path):
     out, plots = tmp_path / "r.json", tmp_path / "plots"
     proc = run_cli("--data", folder, "--json", str(out), "--plots", str(plots), "--seed", "3", cache=fixture_cache)
     assert proc.returncode == 0, proc.stderr
