@@ -268,18 +268,21 @@ def generate(clips, gen, judge, seed) -> dict:
     fake = run_model(gen, np.zeros_like(w), generate_mask(GEN_LEN), seed, 50, n=GEN_DRAWS,
                      actions=[a for a, _ in asked], styles=[s for _, s in asked])
     if fake is not None:
-        every = _judged(judge, fake.reshape((-1,) + fake.shape[2:]), [l for l in asked for _ in range(GEN_DRAWS)])
-        out["model"] = {**every, "fid": _judged(judge, fake[:, 0], asked)["fid"], "body_speed_mps": speed(fake[:, 0])}
+        draws = fake.reshape((-1,) + fake.shape[2:])  # window-major: every GEN_DRAWS-th row is a first draw
+        out["model"] = {**_judged(judge, draws, [l for l in asked for _ in range(GEN_DRAWS)], fid_every=GEN_DRAWS),
+                        "body_speed_mps": speed(fake[:, 0])}
     return out
 
 
-def _judged(judge, w: np.ndarray, labels: list[tuple[str | None, str | None]]) -> dict:
-    """Classifier accuracy on the windows whose label it knows (null if none) and FID to train."""
+def _judged(judge, w: np.ndarray, labels: list[tuple[str | None, str | None]], fid_every: int = 1) -> dict:
+    """Classifier accuracy on the windows whose label it knows (null if none) and FID to train, on
+    every `fid_every`-th window (one draw per window of generated motion)."""
     feats, pa, ps = judge(w)
+    feats = feats[::fid_every]
     def acc(pred, vocab, k):
         known = [(i, vocab.index(l[k])) for i, l in enumerate(labels) if l[k] in vocab]
         return round(float(np.mean([pred[i] == t for i, t in known])), 4) if known else None
-    fid = metrics.fid(*metrics.feature_stats(feats), judge.fid_mu, judge.fid_sigma) if len(w) > 1 else None
+    fid = metrics.fid(*metrics.feature_stats(feats), judge.fid_mu, judge.fid_sigma) if len(feats) > 1 else None
     return {"action_accuracy": acc(pa, judge.actions, 0), "style_accuracy": acc(ps, judge.styles, 1),
             "fid": None if fid is None else round(fid, 4)}
 
