@@ -87,7 +87,7 @@ def test_folding_spectral_norm_keeps_the_function_and_leaves_the_network_usable(
 
 
 def test_size_jitter_scales_each_whole_window_within_its_bound(fixture_cache):
-    from training.windows import WindowSampler
+    from training.windows import WindowSampler, mirrored_labels
     ds = MotionDataset.load(fixture_cache)
     plain = WindowSampler(ds, ["train"], 128, seed=3).windows(16)[0]
     jittered = WindowSampler(ds, ["train"], 128, seed=3, size_jitter=0.1).windows(16)[0]
@@ -95,6 +95,24 @@ def test_size_jitter_scales_each_whole_window_within_its_bound(fixture_cache):
     size = leg(jittered) / leg(plain)
     np.testing.assert_allclose(jittered, size[:, None, None, None] * plain, atol=1e-5)  # body and travel alike
     assert np.all(np.abs(np.log(size)) <= 0.1 + 1e-6) and size.std() > 0.01
+
+
+def test_a_mirrored_window_carries_the_mirrored_sided_label(fixture_cache):
+    """Training mirrors half its windows; a left hand raised, mirrored, is a right hand raised, so the
+    label must swap too (or it stops saying which side); labels without a side stay."""
+    from dataclasses import replace
+    from model.skeleton import INDEX
+    from training.windows import WindowSampler, mirrored_labels
+    assert mirrored_labels(["walk", "walk-turn-left", "walk-turn-right", "wave-left-hand"]).tolist() == [0, 2, 1, 3]
+    ds = MotionDataset.load(fixture_cache)
+    raised = ds.positions.copy()
+    raised[:, INDEX["l_hand"], 1] += 1.0  # every clip: the left hand a metre up
+    ds = replace(ds, positions=raised, actions=["raise-up-left-hand", "raise-up-right-hand"],
+                 action=np.zeros_like(ds.action))
+    world, action, style = WindowSampler(ds, ["train"], 128, seed=5).windows(64)
+    right_up = world[:, 0, INDEX["r_hand"], 1] > world[:, 0, INDEX["l_hand"], 1]
+    assert 0 < right_up.sum() < len(right_up)
+    np.testing.assert_array_equal(action, np.where(right_up, 1, 0))
 
 
 def test_output_scale_is_tabled_by_distance_to_the_nearest_key(fixture_cache):
