@@ -80,8 +80,9 @@ def test_generative_branch_scores_each_windows_best_draw_and_skips_unconstrained
 
 def test_motion_energy_asks_label_only_draws_to_move_as_far_as_real_motion_not_to_jitter():
     """A frozen body and one that jitters on the spot (as fast, frame to frame, as the real swing)
-    both fall short of a real swinging limb; a draw swinging in another phase matches it; windows
-    with anything observed are left to the position losses."""
+    both fall short of a real swinging limb; a draw swinging in another phase matches it; limbs
+    swinging on the spot fall short of a walk; windows with anything observed are left to the
+    position losses."""
     from types import SimpleNamespace
     from training.losses import generator_losses, motion_energy
     b, c, t = 2, 63, 64
@@ -98,6 +99,10 @@ def test_motion_energy_asks_label_only_draws_to_move_as_far_as_real_motion_not_t
     assert motion_energy(shifted, swing, unit).max() < 0.3
     assert (motion_energy(frozen, swing, unit) > 5).all()
     assert (motion_energy(jitter, swing, unit) > 3).all()
+    walk = swing.clone()
+    walk[:, 2] = 3.7 * frames                            # the same swing, the pelvis covering 1.1 m/s
+    assert motion_energy(walk, walk, unit).max() < 1e-3
+    assert (motion_energy(swing, walk, unit) > 1).all()  # swinging on the spot is no walk
     mask = torch.zeros(b, c, t)
     mask[0, :, 0] = 1                                    # window 0 keyed: ignored; window 1 label-only
     pyr = lambda x: [x[..., ::8], x[..., ::4], x[..., ::2], x]

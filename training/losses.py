@@ -69,16 +69,18 @@ def hidden_position_loss(residual: torch.Tensor, target: torch.Tensor, mask: tor
 
 def motion_energy(residual: torch.Tensor, target: torch.Tensor, scale: torch.Tensor,
                   lags: tuple[int, ...] = (1, 4, 16)) -> torch.Tensor:
-    """(B,) how far each window's joints move about the pelvis, against the real window's, in cm: the
-    mean distance each joint covers over 1, 4 and 16 frames, compared joint by joint. Meant for windows
-    with nothing observed, whose prior fill and output unit stay constant over time, so that a moving
-    residual is a moving body. Judged by the adversarial term alone, generated bodies barely moved
-    (0.06 m/s about the pelvis, real motion 0.35): every sampled pose sat near the mean. The longer lags
-    ask for a limb's swing, not jitter, and a generated walk may take any phase: speeds, not places."""
+    """(B,) how far each window's body moves, against the real window's, in cm: the mean distance each
+    joint covers about the pelvis, and the pelvis over the ground, over 1, 4 and 16 frames, compared
+    joint by joint. Meant for windows with nothing observed, whose prior fill and output unit stay
+    constant over time, so that a moving residual is a moving body. Judged by the adversarial term
+    alone, generated bodies barely moved (0.06 m/s about the pelvis, real motion 0.35): every sampled
+    pose sat near the mean; with the pose's travel alone, generated runs still covered 0.74 m/s of
+    ground against real runs' 2.28 (walks 0.62 / 1.11). The longer lags ask for a limb's swing, not
+    jitter, and a generated walk may take any phase and heading: speeds, not places."""
     def travel(res: torch.Tensor) -> list[torch.Tensor]:
-        pose = pose_error(res, scale)
-        pose = pose.reshape(pose.shape[0], -1, 3, pose.shape[-1])
-        return [((pose[..., k:] - pose[..., :-k]).pow(2).sum(2) + 1e-6).sqrt().mean(-1) for k in lags]
+        body = res * scale * 100.0  # the pelvis's path (first joint), then each joint's offset from it
+        body = body.reshape(body.shape[0], -1, 3, body.shape[-1])
+        return [((body[..., k:] - body[..., :-k]).pow(2).sum(2) + 1e-6).sqrt().mean(-1) for k in lags]
     return sum((g - r).abs().mean(-1) for g, r in zip(travel(residual), travel(target))) / len(lags)
 
 
