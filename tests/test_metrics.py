@@ -88,3 +88,14 @@ def test_body_speed_ignores_the_root_and_counts_the_pose():
     waving[:, 2, 1] += 0.5 * t[:, 0, 0]                     # one of the two non-root joints rises 0.5 m/s
     assert metrics.body_speed(waving, 30.0) == pytest.approx(0.25)
     assert metrics.body_speed(waving, 60.0) == pytest.approx(0.5)
+
+
+def test_ground_speed_counts_the_roots_travel_not_its_sway_or_height():
+    t = np.arange(61)[:, None, None] / 30.0
+    walking = np.zeros((61, 3, 3)) + np.array([0.0, 0, 1.2]) * t   # the root carried 1.2 m/s along z
+    walking[:, 0, 1] += 0.05 * np.sin(2 * np.pi * 2 * t[:, 0, 0])  # bobbing up and down
+    assert metrics.ground_speed(walking, 30.0) == pytest.approx(1.2)
+    walking[:, 0, 0] += 0.03 * np.sin(2 * np.pi * t[:, 0, 0])      # swaying from side to side each stride
+    assert metrics.ground_speed(walking, 30.0) == pytest.approx(1.2)
+    on_the_spot = walking - np.array([0.0, 0, 1.2]) * t              # bobbing and swaying, going nowhere
+    assert metrics.ground_speed(on_the_spot, 30.0) < 1e-6

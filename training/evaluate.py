@@ -249,14 +249,15 @@ def generate(clips, gen, judge, seed) -> dict:
     """Motion from labels alone: recognised as them (accuracy, over GEN_DRAWS draws per window: with
     one, a val_takes figure moved 0.02 from seed to seed), like real motion (FID, on the first draws:
     as many windows as the real motion's, since FID's bias depends on the count), and moving: joints'
-    speed relative to the pelvis (m/s), beside real motion's."""
-    keys = ("action_accuracy", "style_accuracy", "fid", "body_speed_mps")
+    speed relative to the pelvis (m/s) and the pelvis's over the ground (m/s), beside real motion's."""
+    keys = ("action_accuracy", "style_accuracy", "fid", "body_speed_mps", "ground_speed_mps")
     out = {"model": dict.fromkeys(keys), "real": dict.fromkeys(keys)}
     w, idx = windows(clips, GEN_LEN)
     speed = lambda x: round(metrics.body_speed(x, TARGET_FPS, PELVIS), 4)
+    ground = lambda x: round(metrics.ground_speed(x, TARGET_FPS, PELVIS), 4)
     if not idx:
         return out
-    out["real"]["body_speed_mps"] = speed(w)
+    out["real"]["body_speed_mps"], out["real"]["ground_speed_mps"] = speed(w), ground(w)
     if judge is None:
         return out
     labels = [(clips[c].action, clips[c].style) for c, _ in idx]
@@ -270,7 +271,7 @@ def generate(clips, gen, judge, seed) -> dict:
     if fake is not None:
         draws = fake.reshape((-1,) + fake.shape[2:])  # window-major: every GEN_DRAWS-th row is a first draw
         out["model"] = {**_judged(judge, draws, [l for l in asked for _ in range(GEN_DRAWS)], fid_every=GEN_DRAWS),
-                        "body_speed_mps": speed(fake[:, 0])}
+                        "body_speed_mps": speed(fake[:, 0]), "ground_speed_mps": ground(fake[:, 0])}
     return out
 
 

@@ -73,6 +73,15 @@ def body_speed(positions: np.ndarray, fps: float, root: int = 0) -> float:
     return float(np.linalg.norm(np.diff(rel, axis=-3), axis=-1).mean() * fps)
 
 
+def ground_speed(positions: np.ndarray, fps: float, root: int = 0, lag: float = 1.0) -> float:
+    """Mean horizontal speed of the root (..., T, J, 3), y up, over steps of `lag` seconds -> units
+    per second: whether a walk or a run covers ground (a body swinging its limbs on the spot does
+    not); a second is about a stride, over which the pelvis's sway from side to side cancels."""
+    p = np.asarray(positions, np.float64)[..., root, :][..., [0, 2]]
+    k = max(1, int(round(lag * fps)))
+    return float(np.linalg.norm(p[..., k:, :] - p[..., :-k, :], axis=-1).mean() * fps / k)
+
+
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of (N, D) features, for the Frechet distance."""
     f = np.asarray(features, np.float64)
