@@ -81,11 +81,11 @@ def test_generative_branch_scores_each_windows_best_draw_and_skips_unconstrained
 def test_motion_energy_asks_label_only_draws_to_move_as_far_as_real_motion_not_to_jitter():
     """A frozen body and one that jitters on the spot (as fast, frame to frame, as the real swing)
     both fall short of a real swinging limb; a draw swinging in another phase matches it; limbs
-    swinging on the spot fall short of a walk; windows with anything observed are left to the
-    position losses."""
+    swinging on the spot, or a pelvis shaking there, fall short of a walk; windows with anything
+    observed are left to the position losses."""
     from types import SimpleNamespace
     from training.losses import generator_losses, motion_energy
-    b, c, t = 2, 63, 64
+    b, c, t = 2, 63, 128
     unit = torch.full((1, c, 1), 0.01)                   # 1 residual unit = 1 cm
     frames = torch.arange(t, dtype=torch.float32)
     swing = torch.zeros(b, c, t)
@@ -103,6 +103,9 @@ def test_motion_energy_asks_label_only_draws_to_move_as_far_as_real_motion_not_t
     walk[:, 2] = 3.7 * frames                            # the same swing, the pelvis covering 1.1 m/s
     assert motion_energy(walk, walk, unit).max() < 1e-3
     assert (motion_energy(swing, walk, unit) > 1).all()  # swinging on the spot is no walk
+    shaking = swing.clone()
+    shaking[:, 2] = 1.85 * (-1) ** frames               # nor is a pelvis shaking as fast as it walks
+    assert (motion_energy(shaking, walk, unit) > 2).all()
     mask = torch.zeros(b, c, t)
     mask[0, :, 0] = 1                                    # window 0 keyed: ignored; window 1 label-only
     pyr = lambda x: [x[..., ::8], x[..., ::4], x[..., ::2], x]
