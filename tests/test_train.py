@@ -87,7 +87,7 @@ def test_folding_spectral_norm_keeps_the_function_and_leaves_the_network_usable(
 
 
 def test_size_jitter_scales_each_whole_window_within_its_bound(fixture_cache):
-    from training.windows import WindowSampler, mirrored_labels
+    from training.windows import WindowSampler
     ds = MotionDataset.load(fixture_cache)
     plain = WindowSampler(ds, ["train"], 128, seed=3).windows(16)[0]
     jittered = WindowSampler(ds, ["train"], 128, seed=3, size_jitter=0.1).windows(16)[0]
