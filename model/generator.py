@@ -20,7 +20,7 @@ import numpy as np
 
 from . import checkpoint
 from .body_size import body_fit, from_skeleton, rigid_bones, to_skeleton
-from .representation import (Stats, Window, finish, full_mask, keep_key_velocities, network_input, prepare,
+from .representation import (Stats, Window, facing_unobserved, finish, full_mask, keep_key_velocities, network_input, prepare,
                              residual_to_features)
 from .skeleton import JOINTS
 
@@ -101,7 +101,7 @@ def sample_window(run: Callable[..., np.ndarray], observed: np.ndarray, mask: np
     network during validation), and the prepared Window (its prior is the linear baseline)."""
     win = prepare(observed, mask, stats)
     residual = run(network_input(win.inputs, win.mask, win.prior, stats), ids[0], ids[1], noise)
-    return finish(residual_to_features(residual, win), win, observed, mask), win
+    return facing_unobserved(finish(residual_to_features(residual, win), win, observed, mask), win.mask), win
 
 
 def torch_available() -> bool:

@@ -33,6 +33,8 @@ class ModelConfig:
     prior_fill: str = "linear"   # how the prior the network refines is filled (representation.FILLS)
     prior_labels: bool = False   # the prior p(z | X_i, labels) is modulated by action and style too
     refine: int = 0              # dilated residual blocks at full resolution ahead of the T-scale output
+    prior_travel: bool = False   # a window with nothing observed: its prior's pelvis walks straight ahead
+                                 # (representation.fill_unobserved), which tells the network the time
 
     @property
     def channels(self) -> int:

@@ -94,6 +94,21 @@ def first_frame_canonical(world: np.ndarray) -> np.ndarray:
     return canonical_frame(world, first).to_canonical(world.astype(np.float64))
 
 
+def facing_unobserved(world: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Windows (B, T, J, 3) with nothing observed (generation from labels) put in their first frame's
+    canonical frame: pelvis over the origin, facing +Z. Training turns such windows' ground truth so
+    (observation decides the canonical frame; with none, a window kept the sampler's random heading,
+    which the posterior then had to encode: decoded from it, such bodies barely moved), and the
+    generator its output, whose start the network leaves anywhere (generated walks began 2-8 m
+    ahead): generated motion starts where the character stands and faces its front."""
+    empty = ~masks.reshape(len(masks), -1).any(1)
+    if not empty.any():
+        return world
+    out = world.copy()
+    out[empty] = first_frame_canonical(world[empty]).astype(world.dtype)
+    return out
+
+
 def canonical_mask(mask: np.ndarray, frame: Frame) -> np.ndarray:
     """Observed entries after rotation: x and z mix, so each is known only when both are."""
     turned = np.abs(np.sin(frame.yaw)) > 1e-9
@@ -265,6 +280,27 @@ def fill_unobserved(canon: np.ndarray, cmask: np.ndarray, stats: "Stats") -> np.
     pelvis = np.where(never[..., PELVIS, :], estimate, canon[..., PELVIS, :])
     out = np.where(never, pelvis[..., None, :] + stats.feat_mean, canon)
     out[..., PELVIS, :] = pelvis
+    if stats.travel:
+        out = _travelling(out, never.reshape(never.shape[:-3] + (-1,)).all(-1), stats)
+    return out
+
+
+def _travelling(prior: np.ndarray, empty: np.ndarray, stats: "Stats") -> np.ndarray:
+    """Windows (..., T, J, 3) with nothing observed: the still mean pose's pelvis moved onto a straight
+    path from the origin along +Z at the training windows' mean pace (their mean place ahead, 0.93 m,
+    reached mid-window: 0.44 m/s), where such a window's ground truth starts (facing_unobserved). The
+    network's convolutions see no time, and a still prior is the same at every frame: generated
+    pelvises could only wander where their noise took them (walks went backwards as often as
+    forwards). Beside a path that moves, every frame is told where it lies."""
+    if not empty.any():
+        return prior
+    T = prior.shape[-3]
+    path = np.zeros((T, 3))
+    path[:, 1] = stats.feat_mean[PELVIS, 1]
+    path[:, 2] = 2.0 * stats.feat_mean[PELVIS, 2] * np.arange(T) / max(T - 1, 1)
+    out = prior.copy()
+    moved = out[empty]
+    out[empty] = moved + (path - moved[..., PELVIS, :])[..., None, :]  # the body carried along
     return out
 
 
@@ -304,6 +340,7 @@ class Stats:
     feat_std: np.ndarray
     res_std: np.ndarray
     fill: str = "linear"  # how the prior fills hidden entries (a key of FILLS); the model's config says
+    travel: bool = False  # a window with nothing observed: its prior's pelvis travels (fill_unobserved)
 
     @classmethod
     def from_arrays(cls, d: dict[str, np.ndarray], config: dict) -> "Stats":
@@ -312,7 +349,8 @@ class Stats:
         fill = config.get("prior_fill", "linear")
         if fill not in FILLS:
             raise ValueError(f"unknown prior fill {fill!r}; expected one of {', '.join(FILLS)}")
-        return cls(*(np.asarray(d[f"stats.{k}"], np.float32) for k in FIELDS), fill=fill)
+        return cls(*(np.asarray(d[f"stats.{k}"], np.float32) for k in FIELDS), fill=fill,
+                   travel=bool(config.get("prior_travel", False)))
 
     def residual_scale(self, cmask: np.ndarray) -> np.ndarray:
         """(..., T, J, 3) unit of the network's output per entry. By distance to the nearest key: a

@@ -73,7 +73,7 @@ def test_generative_branch_scores_each_windows_best_draw_and_skips_unconstrained
            "prior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2)), "posterior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2))}
     cfg = SimpleNamespace(lambda_rec=1, lambda_pos=1, lambda_kl=1, kl_prior_share=0.8, lambda_app=1, lambda_gen=1,
                           pose_weight=0.0, lambda_motion=0.0)
-    gen = generator_losses(out, target, mask, res_std, None, None, None, cfg, adversarial=False)["gen"]
+    gen = generator_losses(out, target, mask, res_std, torch.zeros(b, c, t), None, None, None, cfg, adversarial=False)["gen"]
     per_cm = 20 / 21 * 0.5                               # 20 of 21 joints moved, extrapolated entries
     assert torch.isclose(gen, torch.tensor((0.0 + 2.0) / 2 * per_cm))
 
@@ -94,18 +94,18 @@ def test_motion_energy_asks_label_only_draws_to_move_as_far_as_real_motion_not_t
     shifted[:, 3:] = 10 * torch.sin(2 * torch.pi * frames / 32 + 1.0)
     jitter = torch.zeros(b, c, t)
     jitter[:, 3:] = 1.96 * (-1) ** frames                # the swing's mean frame-to-frame travel, no swing
-    frozen = torch.zeros(b, c, t)
-    assert motion_energy(swing, swing, unit).max() < 1e-3
-    assert motion_energy(shifted, swing, unit).max() < 0.3
-    assert (motion_energy(frozen, swing, unit) > 5).all()
-    assert (motion_energy(jitter, swing, unit) > 3).all()
+    frozen = still = torch.zeros(b, c, t)
+    assert motion_energy(swing, swing, unit, still).max() < 1e-3
+    assert motion_energy(shifted, swing, unit, still).max() < 0.3
+    assert (motion_energy(frozen, swing, unit, still) > 5).all()
+    assert (motion_energy(jitter, swing, unit, still) > 3).all()
     walk = swing.clone()
     walk[:, 2] = 3.7 * frames                            # the same swing, the pelvis covering 1.1 m/s
-    assert motion_energy(walk, walk, unit).max() < 1e-3
-    assert (motion_energy(swing, walk, unit) > 1).all()  # swinging on the spot is no walk
+    assert motion_energy(walk, walk, unit, still).max() < 1e-3
+    assert (motion_energy(swing, walk, unit, still) > 1).all()  # swinging on the spot is no walk
     shaking = swing.clone()
     shaking[:, 2] = 1.85 * (-1) ** frames               # nor is a pelvis shaking as fast as it walks
-    assert (motion_energy(shaking, walk, unit) > 2).all()
+    assert (motion_energy(shaking, walk, unit, still) > 2).all()
     mask = torch.zeros(b, c, t)
     mask[0, :, 0] = 1                                    # window 0 keyed: ignored; window 1 label-only
     pyr = lambda x: [x[..., ::8], x[..., ::4], x[..., ::2], x]
@@ -114,8 +114,37 @@ def test_motion_energy_asks_label_only_draws_to_move_as_far_as_real_motion_not_t
            "prior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2)), "posterior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2))}
     cfg = SimpleNamespace(lambda_rec=1, lambda_pos=1, lambda_kl=1, kl_prior_share=0.8, lambda_app=1, lambda_gen=1,
                           pose_weight=0.0, lambda_motion=1.0)
-    motion = generator_losses(out, swing, mask, unit, None, None, None, cfg, adversarial=False)["motion"]
-    torch.testing.assert_close(motion, motion_energy(frozen, swing, unit)[1] / 2)
+    motion = generator_losses(out, swing, mask, unit, still, None, None, None, cfg, adversarial=False)["motion"]
+    torch.testing.assert_close(motion, motion_energy(frozen, swing, unit, still)[1] / 2)
+
+
+def _walker(b: int, t: int, facing: float, travel: float, turn: float = 0.0) -> torch.Tensor:
+    """(b, 63, t) a body in cm (prior zero, 1 unit = 1 cm) whose thighs face `facing` radians off +Z,
+    turning by `turn` radians over the window, while its pelvis covers 3.7 cm a frame toward `travel`
+    radians off +Z."""
+    from model.representation import L_THIGH, R_THIGH
+    frames = torch.arange(t, dtype=torch.float32)
+    yaw = facing + turn * frames / t
+    x = torch.zeros(b, 21, 3, t)
+    x[:, 0, 0], x[:, 0, 2] = 3.7 * frames * torch.sin(torch.tensor(travel)), 3.7 * frames * torch.cos(torch.tensor(travel))
+    left = torch.stack([torch.cos(yaw), torch.zeros(t), -torch.sin(yaw)])      # +X when facing +Z
+    x[:, L_THIGH], x[:, R_THIGH] = 9 * left, -9 * left
+    return x.reshape(b, 63, t)
+
+
+def test_motion_energy_asks_a_walk_to_go_the_way_its_body_faces_and_to_turn_as_far():
+    """The same speeds walking backwards, sideways or without the real walk's turn fall short of it;
+    the same walk facing another way in the world matches it (a generated walk may face anywhere)."""
+    from training.losses import motion_energy
+    b, t = 2, 128
+    unit, still = torch.full((1, 63, 1), 0.01), torch.zeros(b, 63, t)
+    walk = _walker(b, t, 0.0, 0.0)
+    assert motion_energy(walk, walk, unit, still).max() < 1e-3
+    assert motion_energy(_walker(b, t, 1.0, 1.0), walk, unit, still).max() < 0.05   # turned as a whole
+    assert (motion_energy(_walker(b, t, 0.0, torch.pi), walk, unit, still) > 5).all()  # backwards
+    assert (motion_energy(_walker(b, t, 0.0, torch.pi / 2), walk, unit, still) > 3).all()  # sideways
+    turning = _walker(b, t, 0.0, 0.0, turn=1.0)
+    assert (motion_energy(walk, turning, unit, still) > 1).all()
 
 
 def test_balanced_kl_keeps_the_value_and_splits_the_gradient_between_prior_and_posterior():

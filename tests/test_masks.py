@@ -178,3 +178,25 @@ def test_every_task_is_sampled_and_masks_broadcast():
     assert full_mask(np.ones((7, J), bool), 7).shape == (7, J, 3)
     frame = canonical_frame(np.zeros((1, 5, J, 3)), np.zeros((1, 5, J, 3), bool))
     assert frame.yaw[0] == 0 and (canonical_mask(np.zeros((1, 5, J, 3), bool), frame) == 0).all()
+
+
+def test_a_travelling_prior_walks_an_empty_window_ahead_and_leaves_observed_ones_alone():
+    """With `travel`, a window with nothing observed gets a prior whose pelvis goes from the origin
+    straight along +Z, its mean place ahead reached mid-window, so no two frames look alike to the
+    network; a window with anything observed, or a model without it, keeps the still mean pose."""
+    rng = np.random.default_rng(3)
+    mean = rng.normal(0, 0.2, (J, 3)).astype(np.float32)
+    mean[PELVIS] = [0.0, 0.85, 0.9]
+    ones = np.ones((J, 3), np.float32)
+    still, travel = (Stats(mean, ones, mean, ones, ones * 0.1, travel=t) for t in (False, True))
+    world = np.stack([random_motion(rng), random_motion(rng)])
+    mask = np.zeros((2, 128, J, 3), bool)
+    mask[1, 40] = True                                   # window 1 keyed once
+    moving, fixed = prepare(world, mask, travel), prepare(world, mask, still)
+    path = moving.prior[0, :, PELVIS]
+    np.testing.assert_allclose(path[:, [0, 1]], [[0.0, 0.85]] * 128, atol=1e-6)
+    np.testing.assert_allclose(path[[0, -1], 2], [0.0, 1.8], atol=1e-5)
+    assert (np.diff(path[:, 2]) > 0).all()
+    np.testing.assert_allclose(moving.prior[0, :, 1:], fixed.prior[0, :, 1:])   # the pose about it: the mean
+    np.testing.assert_array_equal(moving.prior[1], fixed.prior[1])
+    assert np.ptp(fixed.prior[0, :, PELVIS], axis=0).max() == 0                 # still: one place every frame

@@ -50,6 +50,18 @@ def test_extend_past_the_observed_frames(tiny_generator, clip):
     np.testing.assert_array_equal(out[0, :60], clip[:60])
 
 
+def test_generation_from_labels_starts_where_the_character_stands_facing_its_front(tiny_generator):
+    """Nothing observed: the motion begins with the pelvis over the origin, the body facing +Z (the
+    frame training puts such windows in), however long it runs, whatever the draw."""
+    from model.skeleton import INDEX
+    out = tiny_generator.sample(np.zeros((200, NUM_JOINTS, 3), np.float32), np.zeros(200, bool), n=3, seed=4)
+    first = out[:, 0]
+    np.testing.assert_allclose(first[:, INDEX["pelvis"], [0, 2]], 0.0, atol=1e-5)
+    across = first[:, INDEX["l_thigh"]] - first[:, INDEX["r_thigh"]]
+    assert (np.abs(across[:, 2]) < 1e-4).all() and (across[:, 0] > 0.05).all()
+    assert np.abs(out[:, 1:, INDEX["pelvis"], [0, 2]]).max() > 1e-3  # the rest is the model's
+
+
 def test_a_key_with_an_observed_neighbour_is_left_at_its_velocity(tiny_generator, clip, monkeypatch):
     """Ten frames of context before a 30-frame gap: the fill leaves the last one at the velocity the
     context gives it, not the network's, and frames far from the keys are the network's own."""
@@ -295,11 +307,11 @@ def test_tiny_config_overfits_one_batch(fixture_cache):
     b = make_batch(sampler, 2, stats, np.random.default_rng(0))
     net = CVAE(cfg.model)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    t = {k: torch.from_numpy(getattr(b, k)) for k in ("observed_in", "unobserved_in", "target", "mask", "scale", "action", "style")}
+    t = {k: torch.from_numpy(getattr(b, k)) for k in ("observed_in", "unobserved_in", "target", "mask", "scale", "prior", "action", "style")}
     first = None
     for _ in range(600):
         out = net(t["observed_in"], t["unobserved_in"], t["action"], t["style"])
-        losses = generator_losses(out, t["target"], t["mask"], t["scale"], None, t["action"], t["style"], cfg, adversarial=False)
+        losses = generator_losses(out, t["target"], t["mask"], t["scale"], t["prior"], None, t["action"], t["style"], cfg, adversarial=False)
         opt.zero_grad()
         losses["rec"].backward()
         opt.step()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from model import checkpoint
+from model.generator import Generator
 from training.configs import get_config
 from training.dataset import SPLITS, MotionDataset
 from training.run_state import folded_generator, trained_on
@@ -138,7 +139,8 @@ def test_generation_windows_face_forward_and_others_keep_their_heading(fixture_c
     from training.baselines import facing_frame
     from training.dataset import MotionDataset
     from training.masks import generate_mask, sample_mask
-    from training.windows import WindowSampler, facing_unobserved
+    from model.representation import facing_unobserved
+    from training.windows import WindowSampler
     world, _, _ = WindowSampler(MotionDataset.load(fixture_cache), "train", 128, seed=3).windows(4)
     masks = np.stack([generate_mask(128), sample_mask("predict", 128, np.random.default_rng(0)),
                       generate_mask(128), sample_mask("lift", 128, np.random.default_rng(1))])
@@ -287,6 +289,14 @@ def test_resume_goes_on_with_the_checkpoints_network_and_an_older_log(fixture_ca
     resumed = list(csv.DictReader(open(log)))
     assert [int(r["step"]) for r in resumed] == [4, 6] and resumed[0]["val_ratio30"] == rows[0]["val_ratio30"]
     assert resumed[0]["val_spread30_mm"] == "" and float(resumed[1]["val_spread30_mm"]) > 0
+    # the travelling prior changes the inputs, not the network: a resumed run may switch it on, and keeps it
+    travel = get_config("tiny", max_steps=8)
+    travel.model = replace(travel.model, prior_travel=True)
+    train(travel, fixture_cache, out, True, ["train"], None)
+    train(get_config("tiny", max_steps=9), fixture_cache, out, True, ["train"], None)
+    config = checkpoint.load(os.path.join(out, "last.safetensors"))[1]["config"]
+    assert config["prior_travel"] is True and config["prior_labels"] is False
+    assert Generator.load(os.path.join(out, "motion_cvae.safetensors"), device="cpu").stats.travel
 
 
 def test_init_starts_a_run_from_exported_weights(fixture_cache, tmp_path):

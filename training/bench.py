@@ -222,13 +222,13 @@ def train_samples_per_s(device: str, data: Data, steps: int = 3) -> float:
     def next_batch():
         if data.ds is not None:
             b = next(batches)
-            return (to(b.observed_in), to(b.unobserved_in), to(b.target), to(b.mask), to(b.scale), to(b.action),
-                    to(b.style))
+            return (to(b.observed_in), to(b.unobserved_in), to(b.target), to(b.mask), to(b.scale), to(b.prior),
+                    to(b.action), to(b.style))
         c, t = model.channels, model.window
         ids = torch.zeros(batch, dtype=torch.long, device=device)
         return (torch.randn(batch, 3 * c, t, device=device), torch.randn(batch, 3 * c, t, device=device),
                 torch.randn(batch, c, t, device=device), (torch.rand(batch, c, t, device=device) < 0.5).float(),
-                torch.full((batch, c, t), 0.05, device=device), ids, ids)
+                torch.full((batch, c, t), 0.05, device=device), torch.zeros(batch, c, t, device=device), ids, ids)
 
     net, disc = CVAE(model).to(device), Discriminator(model).to(device)
     opt_g = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=cfg.betas)

@@ -85,7 +85,8 @@ def parse_overrides(pairs: list[str]) -> dict:
     """`KEY=VALUE` strings (the command line's `--set`) -> training fields, each value converted to its
     field's type, so an experiment changes a loss weight without a new named config; `task.NAME=W`
     reweights one task of the mixture (masks.TASK_WEIGHTS; the weights need not sum to 1);
-    `model.FIELD=V` changes the network of a new run (a resumed one keeps its checkpoint's), e.g.
+    `model.FIELD=V` changes the network of a new run (a resumed one keeps its checkpoint's, but for
+    `model.prior_travel=true`, which changes its inputs, not its layers), e.g.
     `model.prior_fill=velocity`, which --init may switch (train.train keeps the weights' statistics)."""
     types = {f.name: type(getattr(TrainConfig(), f.name)) for f in fields(TrainConfig)}
     out, tasks, model = {}, dict(TASK_WEIGHTS), {}

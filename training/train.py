@@ -98,7 +98,10 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     initial, init_meta = checkpoint.load(init) if init and not resuming else ({}, {})
     if init_meta and (init_meta["actions"], init_meta["styles"]) != (ds.actions, ds.styles):
         raise SystemExit(f"--init {init}: its action and style vocabularies differ from this dataset's")
-    # a resumed run goes on with the network its checkpoint describes, whatever the named config says now
+    # a resumed run goes on with the network its checkpoint describes, whatever the named config says now,
+    # but may switch on the travelling prior (`--set model.prior_travel=true`: the inputs change, not the network)
+    if resuming and cfg.model.prior_travel:
+        meta["config"] = {**meta["config"], "prior_travel": True}
     cfg.model = ModelConfig(**meta["config"]) if resuming else ModelConfig(
         **{**cfg.model.to_dict(), "n_actions": len(ds.actions) + 1, "n_styles": len(ds.styles) + 1})
     if init_meta and init_meta["config"]["prior_fill"] != cfg.model.prior_fill and rank == 0:
@@ -108,7 +111,8 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
               f"{cfg.model.prior_fill} one, with the weights' statistics")
     # validation on motion kept out of training; a dataset without a held-out part validates on its own
     val_sampler = WindowSampler(ds, "val_heldout" if ds.clips("val_heldout") else splits, cfg.model.window, seed=99)
-    from_data = lambda: compute_stats(WindowSampler(ds, splits, cfg.model.window, seed=7), fill=cfg.model.prior_fill)
+    from_data = lambda: compute_stats(WindowSampler(ds, splits, cfg.model.window, seed=7), fill=cfg.model.prior_fill,
+                                      travel=cfg.model.prior_travel)
     stats = (Stats.from_arrays(arrays, meta["config"]) if resuming else
              Stats.from_arrays(initial, cfg.model.to_dict()) if init_meta else from_data())
     if init_meta and cfg.rescale_output:
@@ -166,7 +170,8 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
         for opt in (opt_g, opt_d):
             for group in opt.param_groups:
                 group["lr"] = learning_rate(cfg, step)
-        tensors = tuple(to(a) for a in (b.observed_in, b.unobserved_in, b.target, b.mask, b.scale, b.action, b.style))
+        tensors = tuple(to(a) for a in (b.observed_in, b.unobserved_in, b.target, b.mask, b.scale, b.prior, b.action,
+                                        b.style))
         losses = train_step(g_model, d_model, opt_g, opt_d, tensors, cfg, step >= cfg.adv_start, autocast)
         if ema is not None:
             update_ema(ema, net, min(cfg.ema_decay, (1 + step) / (10 + step)))  # early on, less of the init
@@ -206,10 +211,10 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
 def train_step(g_model, d_model, opt_g, opt_d, tensors: tuple, cfg: TrainConfig, adversarial: bool,
                autocast) -> dict[str, torch.Tensor]:
     """One discriminator step, then one generator step, on a batch's tensors (observed, unobserved,
-    target, mask, scale, action, style); returns every loss. The generator feels the discriminator
+    target, mask, scale, prior, action, style); returns every loss. The generator feels the discriminator
     only once `adversarial` (after cfg.adv_start steps): by then it is a fair judge, which matters for
     a warm start's fresh discriminator facing a trained generator. The benchmark times this function."""
-    obs_in, unobs_in, target, mask, scale, action, style = tensors
+    obs_in, unobs_in, target, mask, scale, prior, action, style = tensors
     prior_n = obs_in[:, -target.shape[1]:]
     judge = lambda res, a, s: d_model(torch.cat([res, prior_n], 1), a, s)
     with autocast:
@@ -221,7 +226,7 @@ def train_step(g_model, d_model, opt_g, opt_d, tensors: tuple, cfg: TrainConfig,
     d_losses["d_total"].backward()
     opt_d.step()
     with autocast:
-        g_losses = generator_losses(out, target, mask, scale, judge, action, style, cfg, adversarial)
+        g_losses = generator_losses(out, target, mask, scale, prior, judge, action, style, cfg, adversarial)
     opt_g.zero_grad(set_to_none=True)
     g_losses["total"].backward()
     torch.nn.utils.clip_grad_norm_(g_model.parameters(), 10.0)

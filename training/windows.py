@@ -9,8 +9,8 @@ from typing import Iterator
 import numpy as np
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from model.representation import (MAX_DISTANCE, Stats, first_frame_canonical, key_distance, network_input, prepare,
-                                   to_output_features)
+from model.representation import (MAX_DISTANCE, Stats, facing_unobserved, first_frame_canonical, key_distance,
+                                  network_input, prepare, to_output_features)
 from model.skeleton import MIRROR
 from training.dataset import MotionDataset
 from training.masks import TASK_WEIGHTS, sample_masks
@@ -78,6 +78,7 @@ class Batch:
     target: np.ndarray         # (B, C, T) normalised residual of the ground truth over the prior
     mask: np.ndarray           # (B, C, T) float: entries observed (canonical frame)
     scale: np.ndarray          # (B, C, T) metres per unit of target (Stats.residual_scale)
+    prior: np.ndarray          # (B, C, T) metres: the filled prior the target is a residual over
     action: np.ndarray         # (B,) ids, 0 = any
     style: np.ndarray
     tasks: list[str]
@@ -98,20 +99,8 @@ def make_batch(sampler: WindowSampler, batch: int, stats: Stats, rng: np.random.
     return Batch(network_input(win.inputs, win.mask, win.prior, stats),
                  network_input(gt_canon, hidden, win.prior, stats),
                  channels_first((gt_feat - win.prior) / win.scale), channels_first(win.mask), channels_first(win.scale),
+                 channels_first(win.prior),
                  action_ids.astype(np.int64), style_ids.astype(np.int64), tasks)
-
-
-def facing_unobserved(world: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Windows with nothing observed (generation from labels) turned to face +Z at their first frame.
-    Observation decides the canonical frame; with none, a window kept the sampler's random heading,
-    which the posterior then has to encode (decoded from it, such windows' bodies barely moved: pose
-    error 137 mm, joints 0.01 m/s against real 0.30). Generated motion's heading is the user's to place."""
-    empty = ~masks.reshape(len(masks), -1).any(1)
-    if not empty.any():
-        return world
-    out = world.copy()
-    out[empty] = first_frame_canonical(world[empty])
-    return out
 
 
 def batch_stream(ds: MotionDataset, splits: list[str], T: int, stats: Stats, batch: int, seed: list[int],
@@ -148,7 +137,7 @@ class _BatchStream(IterableDataset):
         return _batches(ds, splits, T, stats, batch, [*seed, info.id if info else 0], *rest)
 
 
-def compute_stats(sampler: WindowSampler, windows: int = 2048, fill: str = "linear") -> Stats:
+def compute_stats(sampler: WindowSampler, windows: int = 2048, fill: str = "linear", travel: bool = False) -> Stats:
     """Input normalisation from whole windows put in the canonical frame of their first frame; the
     output's scale, the RMS residual of the ground truth over the `fill`ed prior, per channel and
     distance to the nearest key, from windows masked by the training mixture (never decreasing with
@@ -159,7 +148,7 @@ def compute_stats(sampler: WindowSampler, windows: int = 2048, fill: str = "line
     c, f = flat(canon), flat(to_output_features(canon))
     inputs = [a.astype(np.float32) for a in (c.mean(0), c.std(0) + 1e-3, f.mean(0), f.std(0) + 1e-3)]
     masks = sample_masks(windows, sampler.T, np.random.default_rng(0))[0]
-    win = prepare(world, masks, Stats(*inputs, np.ones_like(inputs[0]), fill=fill))
+    win = prepare(world, masks, Stats(*inputs, np.ones_like(inputs[0]), fill=fill, travel=travel))
     squared = (to_output_features(win.frame.to_canonical(world.astype(np.float64))) - win.prior) ** 2
     # one pass: each entry's squared residual summed into its (distance, joint, axis) bucket
     channels = squared.shape[-2] * 3
@@ -170,4 +159,4 @@ def compute_stats(sampler: WindowSampler, windows: int = 2048, fill: str = "line
     table = np.sqrt(sums / np.maximum(counts, 1)).reshape((MAX_DISTANCE + 1,) + squared.shape[-2:])
     table[0] = table[1]  # observed entries: the network's output there is pasted over
     table = np.maximum(np.maximum.accumulate(table, axis=0), 2e-3)
-    return Stats(*inputs, table.astype(np.float32), fill=fill)
+    return Stats(*inputs, table.astype(np.float32), fill=fill, travel=travel)
