@@ -150,6 +150,14 @@ class Clip:
                 mask[k] |= self.observed[f]
         return observed, mask
 
+    def placed(self, motion: np.ndarray) -> np.ndarray:
+        """(L, 21, 3) motion generated from labels alone, which starts over the origin facing +Z
+        (representation.facing_unobserved), moved to where the rig stands on the first frame and
+        turned the way it faces there: Generate starts from the character, not the world's origin."""
+        from ..model.representation import canonical_frame
+        start = self.positions[:1][None]
+        return canonical_frame(start, np.ones(start.shape, bool)).to_world(motion[None].astype(np.float64))[0]
+
     def targets(self, motion: np.ndarray) -> np.ndarray:
         """(L, 21, 3) model-space motion -> (F, 21, 3) armature space at the scene frames."""
         u = self.model_index()

@@ -147,6 +147,8 @@ def finish(obj, plan: Plan, motion: np.ndarray) -> list:
     created = []
     try:
         for variation in motion:
+            if plan.mode == "generate":
+                variation = plan.clip.placed(variation)
             solution = retarget.solve(plan.clip.rig, plan.clip.basis, plan.clip.targets(variation))
             name = rig_io.unique_name(base, TAGS[plan.mode])
             created.append(rig_io.write_action(obj, plan.clip, solution, plan.source, plan.slot, name))

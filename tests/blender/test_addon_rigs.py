@@ -164,6 +164,12 @@ def test_resample_extend_generate(addon, rigged):
     _play(obj, rigged.source)
     assert run("generate", frame_start=1, frame_end=40) == ({"FINISHED"}, "")
     assert obj.animation_data.action.name == f"{base}.gen.001"
+    # it starts where the character stood on frame 1, facing its way (however the armature is placed)
+    start, stood = rigs.read_positions(addon, obj, [1])[0], rigged.truth[0]
+    pelvis, l_thigh, r_thigh = (addon.model.skeleton.INDEX[j] for j in ("pelvis", "l_thigh", "r_thigh"))
+    assert np.abs(start[pelvis, [0, 2]] - stood[pelvis, [0, 2]]).max() < 0.02
+    across = lambda p: (p[l_thigh] - p[r_thigh])[[0, 2]] / np.linalg.norm((p[l_thigh] - p[r_thigh])[[0, 2]])
+    assert across(start) @ across(stood) > np.cos(np.radians(8))
     assert rigs.checksum(rigged.source, slot) == rigged.checksum
 
 
