@@ -106,7 +106,7 @@ def test_cli_writes_the_contract(folder, fixture_cache, tmp_path):
         assert r[part]["ground_truth"]["foot_skate_mm"] >= 0
     assert set(r["generate"]) == {"model", "real"}
     assert set(r["generate"]["real"]) == {"action_accuracy", "style_accuracy", "fid", "body_speed_mps",
-                                          "ground_speed_mps"}
+                                          "ground_speed_mps", "backward_share"}
     assert r["generate"]["real"]["body_speed_mps"] > 0.05  # real motion moves relative to its pelvis
     if not os.path.exists(ev.MODEL_PATH):
         assert r["inbetween"]["30"]["model"]["mpjpe_mm"] is None
@@ -186,6 +186,8 @@ def test_generate_scores_with_a_classifier(clips, fixture_cache, tiny_generator,
     assert r["model"]["fid"] is not None and r["model"]["action_accuracy"] is not None
     assert r["model"]["body_speed_mps"] >= 0 and r["real"]["body_speed_mps"] > 0.05
     assert r["model"]["ground_speed_mps"] >= 0 and r["real"]["ground_speed_mps"] > 0.3  # the fixtures walk
+    assert r["real"]["backward_share"] == 0.0  # the fixtures walk forwards; the tiny model may not travel at all
+    assert r["model"]["backward_share"] is None or 0.0 <= r["model"]["backward_share"] <= 1.0
     # accuracy over GEN_DRAWS draws per window; FID on the first draws, which a single draw reproduces
     known = sum(clips[c].action in judge.actions for c, _ in windows(clips, ev.GEN_LEN)[1])
     scaled = r["model"]["action_accuracy"] * known * ev.GEN_DRAWS

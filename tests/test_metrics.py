@@ -99,3 +99,18 @@ def test_ground_speed_counts_the_roots_travel_not_its_sway_or_height():
     assert metrics.ground_speed(walking, 30.0) == pytest.approx(1.2)
     on_the_spot = walking - np.array([0.0, 0, 1.2]) * t              # bobbing and swaying, going nowhere
     assert metrics.ground_speed(on_the_spot, 30.0) < 1e-6
+
+
+def test_backward_share_counts_windows_travelling_against_their_first_facing():
+    t = np.arange(31)[:, None] / 30.0
+    def window(facing: float, heading: float, speed: float) -> np.ndarray:
+        w = np.zeros((31, 3, 3))                                   # root, left hip, right hip
+        w[:, 0, [0, 2]] = speed * t * np.array([np.sin(heading), np.cos(heading)])
+        left = np.array([np.cos(facing), 0.0, -np.sin(facing)])    # +X when facing +Z
+        w[:, 1], w[:, 2] = w[:, 0] + 0.1 * left, w[:, 0] - 0.1 * left
+        return w
+    forward, backward = window(0.5, 0.5, 1.2), window(0.5, 0.5 + np.pi, 1.2)
+    on_the_spot = window(0.0, np.pi, 0.1)                          # 0.1 m: not travelling
+    assert metrics.backward_share(np.stack([forward, forward, backward, on_the_spot]), 1, 2) == pytest.approx(1 / 3)
+    assert metrics.backward_share(np.stack([window(2.0, 2.0 + 1.3, 1.0)]), 1, 2) == 0.0  # sideways and ahead
+    assert metrics.backward_share(np.stack([on_the_spot]), 1, 2) is None

@@ -53,7 +53,7 @@ DIVERSITY_GAP, DIVERSITY_SAMPLES = 30, 10
 VARIETY = (2.0, 3.0)  # prior temperatures measured beside the model's own (the add-on's Variety)
 GEN_LEN, GEN_DRAWS = 64, 3  # generation: draws per window the classifier's accuracy is over
 BATCH = 64  # model rows (windows x samples) per forward
-PELVIS = INDEX["pelvis"]
+PELVIS, L_THIGH, R_THIGH = INDEX["pelvis"], INDEX["l_thigh"], INDEX["r_thigh"]
 MODEL_PATH = os.path.join(os.path.dirname(__file__), "..", "model", "weights", "motion_cvae.safetensors")
 
 
@@ -249,15 +249,17 @@ def generate(clips, gen, judge, seed) -> dict:
     """Motion from labels alone: recognised as them (accuracy, over GEN_DRAWS draws per window: with
     one, a val_takes figure moved 0.02 from seed to seed), like real motion (FID, on the first draws:
     as many windows as the real motion's, since FID's bias depends on the count), and moving: joints'
-    speed relative to the pelvis (m/s) and the pelvis's over the ground (m/s), beside real motion's."""
-    keys = ("action_accuracy", "style_accuracy", "fid", "body_speed_mps", "ground_speed_mps")
+    speed relative to the pelvis (m/s), the pelvis's over the ground (m/s) and the share of the windows
+    that travel going backwards, beside real motion's."""
+    keys = ("action_accuracy", "style_accuracy", "fid", "body_speed_mps", "ground_speed_mps", "backward_share")
     out = {"model": dict.fromkeys(keys), "real": dict.fromkeys(keys)}
     w, idx = windows(clips, GEN_LEN)
     speed = lambda x: round(metrics.body_speed(x, TARGET_FPS, PELVIS), 4)
     ground = lambda x: round(metrics.ground_speed(x, TARGET_FPS, PELVIS), 4)
+    backward = lambda x: metrics.backward_share(x, L_THIGH, R_THIGH, PELVIS)
     if not idx:
         return out
-    out["real"]["body_speed_mps"], out["real"]["ground_speed_mps"] = speed(w), ground(w)
+    out["real"].update(body_speed_mps=speed(w), ground_speed_mps=ground(w), backward_share=backward(w))
     if judge is None:
         return out
     labels = [(clips[c].action, clips[c].style) for c, _ in idx]
@@ -271,7 +273,8 @@ def generate(clips, gen, judge, seed) -> dict:
     if fake is not None:
         draws = fake.reshape((-1,) + fake.shape[2:])  # window-major: every GEN_DRAWS-th row is a first draw
         out["model"] = {**_judged(judge, draws, [l for l in asked for _ in range(GEN_DRAWS)], fid_every=GEN_DRAWS),
-                        "body_speed_mps": speed(fake[:, 0]), "ground_speed_mps": ground(fake[:, 0])}
+                        "body_speed_mps": speed(fake[:, 0]), "ground_speed_mps": ground(fake[:, 0]),
+                        "backward_share": backward(fake[:, 0])}
     return out
 
 

@@ -82,6 +82,22 @@ def ground_speed(positions: np.ndarray, fps: float, root: int = 0, lag: float = 
     return float(np.linalg.norm(p[..., k:, :] - p[..., :-k, :], axis=-1).mean() * fps / k)
 
 
+def backward_share(windows: np.ndarray, left: int, right: int, root: int = 0, min_travel: float = 0.3) -> float | None:
+    """Of the windows (N, T, J, 3), y up, whose root ends at least `min_travel` from where it began,
+    the share that went backwards: their travel against the way the body faced at the first frame
+    (across the hips, left minus right, crossed with up). Real walks and runs: none; generated ones
+    went backwards about as often as forwards while the network could not tell a window's start from
+    its end (model.representation: the travelling prior). None when no window travels."""
+    w = np.asarray(windows, np.float64)
+    across = w[:, 0, left, [0, 2]] - w[:, 0, right, [0, 2]]
+    forward = np.stack([-across[:, 1], across[:, 0]], -1)
+    travel = w[:, -1, root, [0, 2]] - w[:, 0, root, [0, 2]]
+    moving = np.linalg.norm(travel, axis=-1) >= min_travel
+    if not moving.any():
+        return None
+    return float(((travel * forward).sum(-1)[moving] < 0).mean())
+
+
 def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of (N, D) features, for the Frechet distance."""
     f = np.asarray(features, np.float64)
