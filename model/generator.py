@@ -20,8 +20,8 @@ import numpy as np
 
 from . import checkpoint
 from .body_size import body_fit, from_skeleton, rigid_bones, to_skeleton
-from .representation import (Stats, Window, facing_unobserved, finish, full_mask, keep_key_velocities, network_input, prepare,
-                             residual_to_features)
+from .representation import (Stats, Window, facing_unobserved, finish, full_mask, keep_key_velocities,
+                             network_input, prepare, residual_to_features)
 from .skeleton import JOINTS
 
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "motion_cvae.safetensors")

@@ -73,7 +73,8 @@ def test_generative_branch_scores_each_windows_best_draw_and_skips_unconstrained
            "prior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2)), "posterior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2))}
     cfg = SimpleNamespace(lambda_rec=1, lambda_pos=1, lambda_kl=1, kl_prior_share=0.8, lambda_app=1, lambda_gen=1,
                           pose_weight=0.0, lambda_motion=0.0)
-    gen = generator_losses(out, target, mask, res_std, torch.zeros(b, c, t), None, None, None, cfg, adversarial=False)["gen"]
+    still = torch.zeros(b, c, t)                         # the prior, metres
+    gen = generator_losses(out, target, mask, res_std, still, None, None, None, cfg, adversarial=False)["gen"]
     per_cm = 20 / 21 * 0.5                               # 20 of 21 joints moved, extrapolated entries
     assert torch.isclose(gen, torch.tensor((0.0 + 2.0) / 2 * per_cm))
 
@@ -126,7 +127,8 @@ def _walker(b: int, t: int, facing: float, travel: float, turn: float = 0.0) -> 
     frames = torch.arange(t, dtype=torch.float32)
     yaw = facing + turn * frames / t
     x = torch.zeros(b, 21, 3, t)
-    x[:, 0, 0], x[:, 0, 2] = 3.7 * frames * torch.sin(torch.tensor(travel)), 3.7 * frames * torch.cos(torch.tensor(travel))
+    way = torch.tensor(travel)
+    x[:, 0, 0], x[:, 0, 2] = 3.7 * frames * torch.sin(way), 3.7 * frames * torch.cos(way)
     left = torch.stack([torch.cos(yaw), torch.zeros(t), -torch.sin(yaw)])      # +X when facing +Z
     x[:, L_THIGH], x[:, R_THIGH] = 9 * left, -9 * left
     return x.reshape(b, 63, t)
