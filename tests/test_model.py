@@ -62,6 +62,30 @@ def test_generation_from_labels_starts_where_the_character_stands_facing_its_fro
     assert np.abs(out[:, 1:, INDEX["pelvis"], [0, 2]]).max() > 1e-3  # the rest is the model's
 
 
+def test_generation_from_labels_is_cut_from_inside_its_window(tiny_generator, clip, monkeypatch):
+    """A window's ends move least when nothing is observed, so label-only motion skips LABEL_MARGIN
+    frames at each end: a network whose window accelerates (pelvis at 1e-4 f^2 m along its path)
+    shows the pelvis covering (f + 32)^2 - 32^2 in the result, not f^2, both through `sample` and
+    `sample_windows`; anything observed and the window is used from its first frame."""
+    from model import generator as G
+    from model.skeleton import INDEX
+    assert G.LABEL_MARGIN == 32
+    f = np.arange(128.0)
+    body = clip[0] - clip[0, INDEX["pelvis"]] * [1, 0, 1]
+    moving = (body[None] + (1e-4 * f ** 2)[:, None, None] * [0.6, 0, 0.8]).astype(np.float32)
+    monkeypatch.setattr(tiny_generator, "_window", lambda obs, msk, ids, noise: np.repeat(moving[None], len(obs), 0))
+    covered = lambda out: np.linalg.norm(out[..., 1:4, INDEX["pelvis"], :] - out[..., :1, INDEX["pelvis"], :], axis=-1)
+    nothing = np.zeros((64, NUM_JOINTS, 3), np.float32)
+    for out in (tiny_generator.sample(nothing, np.zeros(64, bool))[0],
+                tiny_generator.sample_windows(nothing[None], np.zeros(64, bool))[0, 0]):
+        d = covered(out)
+        np.testing.assert_allclose(d / d[0], np.array([65, 132, 201]) / 65, rtol=1e-3)
+    keyed = np.zeros(64, bool)
+    keyed[0] = True
+    d = covered(tiny_generator.sample(moving[:64], keyed)[0])
+    np.testing.assert_allclose(d / d[0], [1, 4, 9], rtol=0.02)  # the key nudges its neighbours (keep_key_velocities)
+
+
 def test_a_key_with_an_observed_neighbour_is_left_at_its_velocity(tiny_generator, clip, monkeypatch):
     """Ten frames of context before a 30-frame gap: the fill leaves the last one at the velocity the
     context gives it, not the network's, and frames far from the keys are the network's own."""
@@ -176,12 +200,12 @@ def test_sample_windows_is_sample_per_window_in_one_batch(tiny_generator, clip):
     """Each window with its own mask, label and seed gets what `sample` gives it alone; observed
     entries are exact; one int seed draws distinct noise for every window and variation."""
     tasks = ["inbetween", "predict", "lift", "generate", "partial_body"]
-    windows = np.stack([clip[10 * i:10 * i + 71] for i in range(len(tasks))])
-    masks = np.stack([sample_mask(t, 128, np.random.default_rng(i))[:71] for i, t in enumerate(tasks)])
+    windows = np.stack([clip[10 * i:10 * i + 64] for i in range(len(tasks))])  # label-only: at most T - 2 margins
+    masks = np.stack([sample_mask(t, 128, np.random.default_rng(i))[:64] for i, t in enumerate(tasks)])
     actions = [tiny_generator.actions[0], None, None, tiny_generator.actions[1], None]
     seeds = [3, 1, 4, 1, 5]
     out = tiny_generator.sample_windows(windows, masks, action=actions, n=2, seed=seeds)
-    assert out.shape == (5, 2, 71, NUM_JOINTS, 3) and out.dtype == np.float32
+    assert out.shape == (5, 2, 64, NUM_JOINTS, 3) and out.dtype == np.float32
     for w, m, a, s, o in zip(windows, masks, actions, seeds, out):
         np.testing.assert_array_equal(o[:, m], np.broadcast_to(w[m], (2, int(m.sum()))))
         np.testing.assert_allclose(o, tiny_generator.sample(w, m, action=a, n=2, seed=s), atol=1e-4)
