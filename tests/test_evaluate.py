@@ -75,7 +75,7 @@ def test_cli_writes_the_contract(folder, fixture_cache, tmp_path):
     proc = run_cli("--data", folder, "--json", str(out), "--plots", str(plots), "--seed", "3", cache=fixture_cache)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(out.read_text())
-    assert set(r) == {"clips", "frames", "inbetween", "inbetween_by_action", "inbetween_model_wins", "sparse_keys",
+    assert set(r) == {"clips", "frames", "inbetween", "inbetween_by_action", "inbetween_model_wins", "sparse_keys", "extend",
                       "predict", "complete", "lift", "diversity", "diversity_predict", "generate"}
     for gap, shares in r["inbetween_model_wins"].items():  # with a model, its share of closer windows per baseline
         ran = r["inbetween"][gap]["model"]["mpjpe_mm"] is not None
@@ -96,6 +96,9 @@ def test_cli_writes_the_contract(folder, fixture_cache, tmp_path):
     assert set(r["sparse_keys"]) == {"10", "20"} and r["sparse_keys"]["20"]["linear"]["mpjpe_mm"] > 0
     assert set(r["predict"]) == {"400ms", "1000ms"} and r["predict"]["400ms"]["zero_velocity"]["mpjpe_mm"] > 0
     assert r["predict"]["400ms"]["velocity"]["mpjpe_mm"] > 0
+    seconds = {"body_speed_1s_mps", "body_speed_2s_mps", "body_speed_3s_mps"}
+    real = r["extend"]["ground_truth"]
+    assert set(real) == seconds and all(0 < v < 3 for v in real.values()) and set(r["extend"]["model"]) == seconds
     assert set(r["complete"]) == {"lower_body", "upper_body"}
     assert r["complete"]["lower_body"]["mean_pose"]["mpjpe_mm"] > 0
     assert r["lift"]["mean_depth"]["mpjpe_mm"] > 0
@@ -136,6 +139,7 @@ def test_model_entries_filled_exact_on_keys_and_deterministic(clips, tiny_genera
     for gap in ("5", "15", "30", "60"):
         assert r["inbetween"][gap]["model"]["mpjpe_mm"] > 0
     assert r["predict"]["1000ms"]["model"]["mpjpe_mm"] > 0
+    assert all(v > 0 for v in r["extend"]["model"].values())
     assert r["complete"]["upper_body"]["model"]["mpjpe_mm"] > 0 and r["lift"]["model"]["mpjpe_mm"] > 0
     d = r["diversity"]["model"]
     assert d["keyframe_error_mm"] == 0.0 and d["apd_mm"] > 0

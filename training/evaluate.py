@@ -156,6 +156,18 @@ def predict(clips, gen, seed) -> dict:
     return out
 
 
+def extend(clips, gen, seed) -> dict:
+    """Extend past PRED_CONTEXT keyed frames to a whole window: the joints' speed relative to the pelvis
+    in each of the three seconds after the keys (m/s), beside the real motion's. Error alone rewards
+    the mean, which is a body slowing to a stop; an animator extending a walk wants it to go on."""
+    w, idx = windows(clips, LONG)
+    seconds = {f"body_speed_{k + 1}s_mps": slice(PRED_CONTEXT + 30 * k, PRED_CONTEXT + 30 * (k + 1)) for k in range(3)}
+    speed = lambda x: ({k: round(metrics.body_speed(x[:, s], TARGET_FPS, PELVIS), 4) for k, s in seconds.items()}
+                       if x is not None and idx else dict.fromkeys(seconds))
+    model = _take(run_model(gen, w, predict_mask(LONG, PRED_CONTEXT), seed, 12), slice(None), 0)
+    return {"model": speed(model), "ground_truth": speed(w)}
+
+
 def sparse_keys(clips, gen, seed) -> dict:
     """The add-on's case: single keys every 10 or 20 frames (nothing gives a key a velocity) over
     121-frame windows; errors over the frames between keys."""
@@ -306,6 +318,7 @@ def evaluate(clips: list[Clip], train: MotionDataset | None = None, gen=None, ju
     result = {"clips": len(clips), "frames": int(sum(len(c.positions) for c in clips)), "inbetween": inb,
               "inbetween_by_action": inb_actions, "inbetween_model_wins": inb_wins,
               "sparse_keys": sparse_keys(clips, gen, seed), "predict": predict(clips, gen, seed),
+              "extend": extend(clips, gen, seed),
               "complete": complete(clips, mean_pose, gen, seed),
               "lift": lift(clips, mean_depth, gen, seed), "diversity": diversity(clips, gen, seed),
               "diversity_predict": diversity(clips, gen, seed, "predict"),
@@ -333,6 +346,7 @@ def table(result: dict) -> str:
         lines.extend(f"{'by action':10s} {gap:3s} {action:19s} {cells(vals)}" for action, vals in groups.items())
     for gap, shares in result["inbetween_model_wins"].items():
         lines.append(f"{'model wins':10s} {gap:3s} {'share of windows':19s} {cells(shares)}")
+    rows("extend", {"3 s": result["extend"]})
     rows("lift", {"": result["lift"]})
     rows("diversity", {"gap 30": result["diversity"], "1000 ms": result["diversity_predict"]})
     rows("generate", {"": result["generate"]})
