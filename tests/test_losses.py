@@ -114,9 +114,48 @@ def test_motion_energy_asks_label_only_draws_to_move_as_far_as_real_motion_not_t
     out = {"rec": pyr(swing), "gen": pyr(draws),
            "prior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2)), "posterior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2))}
     cfg = SimpleNamespace(lambda_rec=1, lambda_pos=1, lambda_kl=1, kl_prior_share=0.8, lambda_app=1, lambda_gen=1,
-                          pose_weight=0.0, lambda_motion=1.0)
+                          pose_weight=0.0, lambda_motion=1.0, motion_extrapolated=False)
     motion = generator_losses(out, swing, mask, unit, still, None, None, None, cfg, adversarial=False)["motion"]
     torch.testing.assert_close(motion, motion_energy(frozen, swing, unit, still)[1] / 2)
+
+
+def test_motion_energy_on_extrapolated_frames_asks_a_forecast_to_keep_moving_past_the_keys():
+    """Past the last key a forecast that stops (what the position L1 alone taught) falls short of the
+    real motion going on; one that goes on matches it; an in-between window (no frame past its keys)
+    is not counted, and a partly keyed frame is no extrapolated one."""
+    from types import SimpleNamespace
+    from training.losses import extrapolated_frames, generator_losses, motion_energy
+    b, c, t = 2, 63, 128
+    unit, still = torch.full((1, c, 1), 0.01), torch.zeros(b, c, t)
+    swing = torch.zeros(b, c, t)
+    swing[:, 3:] = 10 * torch.sin(2 * torch.pi * torch.arange(t, dtype=torch.float32) / 32)
+    stops = swing.clone()
+    stops[..., 40:] = stops[..., 39:40]                 # keys on frames 0-29, then the body stops at 40
+    mask = torch.zeros(b, c, t)
+    mask[:, :, :30] = 1
+    mask[1, :, 127] = 1                                  # window 1: a key at the end too (in-betweening)
+    mask[1, :6, 60] = 1                                  # and a partly keyed frame between
+    frames = extrapolated_frames(mask)
+    assert frames[0, :30].sum() == 0 and frames[0, 30:].min() == 1
+    assert frames[1].sum() == 0
+    mask[1, :6, 100] = 1
+    mask[1, :, 127] = 0
+    assert frames.shape == (b, t) and extrapolated_frames(mask)[1, 100] == 0 and extrapolated_frames(mask)[1, 101] == 1
+    mask[1, :, 127] = 1
+    forecast = torch.ones(b, t)
+    forecast[:, :30] = 0
+    assert motion_energy(swing, swing, unit, still, forecast).max() < 1e-3
+    assert (motion_energy(stops, swing, unit, still, forecast) > 5).all()
+    assert (motion_energy(stops, swing, unit, still, forecast) > motion_energy(stops, swing, unit, still) + 0.5).all()
+    pyr = lambda x: [x[..., ::8], x[..., ::4], x[..., ::2], x]
+    out = {"rec": pyr(swing), "gen": pyr(stops),
+           "prior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2)), "posterior": (torch.zeros(b, 4, 2), torch.ones(b, 4, 2))}
+    cfg = SimpleNamespace(lambda_rec=1, lambda_pos=1, lambda_kl=1, kl_prior_share=0.8, lambda_app=1, lambda_gen=1,
+                          pose_weight=0.0, lambda_motion=1.0, motion_extrapolated=True)
+    motion = generator_losses(out, swing, mask, unit, still, None, None, None, cfg, adversarial=False)["motion"]
+    torch.testing.assert_close(motion, motion_energy(stops, swing, unit, still, forecast)[0])
+    cfg.motion_extrapolated = False                     # as before: label-only windows only, none here
+    assert generator_losses(out, swing, mask, unit, still, None, None, None, cfg, adversarial=False)["motion"] == 0
 
 
 def _walker(b: int, t: int, facing: float, travel: float, turn: float = 0.0) -> torch.Tensor:

@@ -31,6 +31,7 @@ class TrainConfig:
     rec_skip_dropout: float = 0.0  # reconstructive windows decoded without the finer observed features
     rescale_output: bool = False  # with --init: the output's unit tabled by key distance from the data (Stats)
     lambda_motion: float = 0.0   # generation from labels: each draw's joints move as much as the real window's
+    motion_extrapolated: bool = False  # ... and the frames past any window's keys (Extend's), not only label-only ones
     lambda_adv: float = 1.0
     lambda_cls: float = 1.0
     adv_start: int = 500         # warm-up steps before the adversarial terms switch on
