@@ -223,8 +223,9 @@ class Generator:
     def _cropped(out: np.ndarray, lead: np.ndarray, length: int, masks: np.ndarray) -> np.ndarray:
         """Frames lead[i]:lead[i] + length of each output (B, total, J, 3); a label-only one (its
         `masks` entry all hidden) put back over the origin facing +Z, where its crop now starts."""
-        out = np.stack([o[k:k + length] for o, k in zip(out, lead)])
-        return facing_unobserved(out, masks) if lead.any() else out
+        if not lead.any():
+            return out[:, :length]
+        return facing_unobserved(np.stack([o[k:k + length] for o, k in zip(out, lead)]), masks)
 
     def sample(self, observed: np.ndarray, mask: np.ndarray, action: str | None = None,
                style: str | None = None, n: int = 1, seed: int | None = None, length: int | None = None,
