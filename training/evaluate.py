@@ -161,7 +161,9 @@ def extend(clips, gen, seed) -> dict:
     in each of the three seconds after the keys (m/s), beside the real motion's. Error alone rewards
     the mean, which is a body slowing to a stop; an animator extending a walk wants it to go on."""
     w, idx = windows(clips, LONG)
-    seconds = {f"body_speed_{k + 1}s_mps": slice(PRED_CONTEXT + 30 * k, PRED_CONTEXT + 30 * (k + 1)) for k in range(3)}
+    second = int(TARGET_FPS)
+    seconds = {f"body_speed_{k + 1}s_mps": slice(PRED_CONTEXT + second * k, PRED_CONTEXT + second * (k + 1))
+               for k in range(3)}
     speed = lambda x: ({k: round(metrics.body_speed(x[:, s], TARGET_FPS, PELVIS), 4) for k, s in seconds.items()}
                        if x is not None and idx else dict.fromkeys(seconds))
     model = _take(run_model(gen, w, predict_mask(LONG, PRED_CONTEXT), seed, 12), slice(None), 0)
