@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from ..model.skeleton import INDEX, JOINTS, PARENTS, MappingError, map_joint_names, split_end_site
+from ..model.skeleton import JOINTS, PARENTS, MappingError, map_joint_names, split_end_site
 from . import retarget
 
 MODEL_FPS = 30.0
@@ -268,37 +268,6 @@ def read_clip(context, obj, rig: retarget.Rig, frames: np.ndarray, keys: dict[st
     positions[~evaluate] = 0.0
     return Clip(np.asarray(frames), scene.render.fps / scene.render.fps_base, rig, basis, quats, eulers,
                 to_model, positions, observed)
-
-
-def check_biped(obj, clip: Clip) -> None:
-    """A rig whose names map but whose spine lies flat on every keyed frame is not a standing human."""
-    rows = clip.observed.any(1)
-    pos = clip.positions[rows] if rows.any() else clip.positions[:1]
-    spine = pos[:, INDEX["head"]] - pos[:, INDEX["pelvis"]]
-    up = spine[:, 1] / np.maximum(np.linalg.norm(spine, axis=-1), 1e-9)
-    hands = pos[:, [INDEX["l_hand"], INDEX["r_hand"]], 1].mean(1)
-    if np.median(up) < 0.5 and np.median(hands - pos[:, INDEX["pelvis"], 1]) < 0:
-        raise RigError(f"'{obj.name}' does not look like a standing biped (its spine is horizontal and its "
-                       "front limbs reach the ground): the model only knows human motion.")
-
-
-HEIGHT_LIMITS = (0.3, 5.0)  # metres, feet to head: outside, the units are off, not the character
-
-
-def check_size(obj, clip: Clip, scene) -> None:
-    """A rig built in centimetres read as metres is a 150 m giant (or 1.5 cm, the other way round):
-    the model only knows human sizes, so say which setting to fix instead of filling nonsense."""
-    p = clip.positions[0]  # always evaluated; bone lengths don't change with the pose
-
-    def chain(*names: str) -> float:
-        return sum(float(np.linalg.norm(p[INDEX[a]] - p[INDEX[b]])) for a, b in zip(names, names[1:]))
-    height = chain("head", "neck", "chest", "spine", "pelvis") + 0.5 * (
-        chain("l_thigh", "l_shin", "l_foot") + chain("r_thigh", "r_shin", "r_foot"))
-    if not HEIGHT_LIMITS[0] <= height <= HEIGHT_LIMITS[1]:
-        raise RigError(f"'{obj.name}' is {height:.3g} m from feet to head as this scene measures it (unit scale "
-                       f"{scene.unit_settings.scale_length:g}, object scale {max(obj.matrix_world.to_scale()):.3g}); "
-                       "a human measures about 1.5 m this way. Scale the object, or set Scene > Units > Unit Scale "
-                       "(a rig built in centimetres: Unit Scale 0.01).")
 
 
 def unique_name(base: str, tag: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import bpy
 import numpy as np
 
-from . import jobs, retarget, rig_io
+from . import checks, jobs, retarget, rig_io
 from .rig_io import RigError
 
 TAGS = {"fill": "fill", "resample": "fill", "extend": "extend", "generate": "gen"}
@@ -133,8 +133,8 @@ def plan(context, obj, mode: str, opts: Options) -> Plan:
     with evaluating(obj, source, slot):
         clip = rig_io.read_clip(context, obj, rig, frames, keys_by_bone,
                                 None if mode == "generate" else end, source, curves)
-    rig_io.check_size(obj, clip, context.scene)
-    rig_io.check_biped(obj, clip)
+    checks.check_size(obj, clip, context.scene)
+    checks.check_biped(obj, clip)
     observed, mask = clip.model_inputs()
     request = jobs.Request(observed, mask, opts.action_label, opts.style_label, opts.variations, opts.seed,
                            opts.device, opts.weights, opts.variety)

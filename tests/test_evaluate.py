@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from training import evaluate as ev
+from training import eval_clips, evaluate as ev
 from training.dataset import MotionDataset
 from training.eval_clips import load_clips, windows
 from training.masks import inbetween_mask
@@ -161,7 +161,7 @@ def test_model_results_do_not_depend_on_batching(clips, tiny_generator, monkeypa
     w, _ = windows(clips, 41)
     mask = inbetween_mask(41, ev.CONTEXT, 30)
     batched = ev.run_model(tiny_generator, w, mask, 0, 40, n=3)
-    monkeypatch.setattr(ev, "BATCH", 1)
+    monkeypatch.setattr(eval_clips, "BATCH", 1)
     np.testing.assert_allclose(ev.run_model(tiny_generator, w, mask, 0, 40, n=3), batched, atol=1e-4)
     assert batched.shape == (len(w), 3, 41, 21, 3)
 

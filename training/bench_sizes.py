@@ -19,7 +19,7 @@ from model.body_size import LEGS, from_skeleton
 from model.generator import Generator
 from training import evaluate as ev, metrics
 from training.baselines import interpolate
-from training.eval_clips import load_clips, windows
+from training.eval_clips import load_clips, run_model, windows
 from training.masks import frames_to_mask
 
 SIZES = (0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.25)
@@ -50,7 +50,7 @@ def measure(gen: Generator, w: np.ndarray, sizes=SIZES, spreads=SPREADS, seed: i
         linear = err(interpolate(x, mask))
         row = {"body": body, "linear_mm": round(linear, 1)}
         for name, g in (("model_mm", gen), ("as_given_mm", as_given)):
-            row[name] = round(err(ev.run_model(g, x, mask, seed, 60)[:, 0]), 1)
+            row[name] = round(err(run_model(g, x, mask, seed, 60)[:, 0]), 1)
             row[name.replace("_mm", "_vs_linear")] = round(row[name] / linear, 3)
         rows.append(row)
     return rows

@@ -1,5 +1,5 @@
-"""The evaluation's motion: clips from a folder of BVH files or a split of the dataset cache, and the
-fixed windows every task of training/evaluate.py is scored on."""
+"""The evaluation's motion: clips from a folder of BVH files or a split of the dataset cache, the
+fixed windows every task of training/evaluate.py is scored on, and the model's batched runs on them."""
 from __future__ import annotations
 
 import os
@@ -13,6 +13,7 @@ from training.bvh import BVHError, Motion, load_bvh
 from training.dataset import MotionDataset, find_bvh, floor_height, labels_for
 
 STRIDE = 40  # a window starts every STRIDE frames of each clip
+BATCH = 64  # model rows (windows x samples) per forward
 
 
 @dataclass
@@ -66,3 +67,27 @@ def windows(clips: list[Clip], length: int) -> tuple[np.ndarray, list[tuple[int,
     if not idx:
         return np.zeros((0, length, NUM_JOINTS, 3)), idx
     return np.stack([clips[c].positions[s:s + length] for c, s in idx]).astype(np.float64), idx
+
+
+def seeds(seed: int, task: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, task]).integers(0, 2**31 - 1, n)
+
+
+def run_model(gen, w: np.ndarray, mask: np.ndarray, seed: int, task: int, n: int = 1,
+              actions: list | None = None, styles: list | None = None, temperature: float = 1.0) -> np.ndarray | None:
+    """The model on each window, in batches: (N, L, J, 3), one (L, J, 3) mask for all and optional
+    labels per window -> (N, n, L, J, 3). Hidden entries are zeroed first so nothing leaks. None when
+    there is no model or windows, or the model can't do this task yet (NotImplementedError)."""
+    if gen is None or not len(w):
+        return None
+    x, s = np.where(mask, w, 0.0).astype(np.float32), seeds(seed, task, len(w))
+    step = max(1, BATCH // n)
+    part = lambda v, i: None if v is None else v[i:i + step]
+    try:
+        out = [gen.sample_windows(x[i:i + step], mask, part(actions, i), part(styles, i), n=n, seed=s[i:i + step],
+                                  temperature=temperature)
+               for i in range(0, len(w), step)]
+    except NotImplementedError as exc:
+        print(f"model: task {task} not available ({exc})", file=sys.stderr)
+        return None
+    return np.concatenate(out).astype(np.float64)

@@ -41,7 +41,7 @@ from training.baselines import MeanDepth, MeanPose, MotionMatcher, interpolate, 
 from training.bvh import TARGET_FPS
 from training.cli import run
 from training.dataset import MotionDataset
-from training.eval_clips import Clip, load_clips, spread, windows
+from training.eval_clips import Clip, load_clips, run_model, spread, windows
 from training.masks import complete_mask, frames_to_mask, generate_mask, inbetween_mask, lift_mask, predict_mask
 
 CONTEXT, GAPS = 10, (5, 15, 30, 60)
@@ -52,33 +52,8 @@ IMAGE_M = 4.0  # the lifting camera's image spans 4 m x 4 m
 DIVERSITY_GAP, DIVERSITY_SAMPLES = 30, 10
 VARIETY = (2.0, 3.0)  # prior temperatures measured beside the model's own (the add-on's Variety)
 GEN_LEN, GEN_DRAWS = 64, 3  # generation: draws per window the classifier's accuracy is over
-BATCH = 64  # model rows (windows x samples) per forward
 PELVIS, L_THIGH, R_THIGH = INDEX["pelvis"], INDEX["l_thigh"], INDEX["r_thigh"]
 MODEL_PATH = os.path.join(os.path.dirname(__file__), "..", "model", "weights", "motion_cvae.safetensors")
-
-
-def seeds(seed: int, task: int, n: int) -> np.ndarray:
-    return np.random.default_rng([seed, task]).integers(0, 2**31 - 1, n)
-
-
-def run_model(gen, w: np.ndarray, mask: np.ndarray, seed: int, task: int, n: int = 1,
-              actions: list | None = None, styles: list | None = None, temperature: float = 1.0) -> np.ndarray | None:
-    """The model on each window, in batches: (N, L, J, 3), one (L, J, 3) mask for all and optional
-    labels per window -> (N, n, L, J, 3). Hidden entries are zeroed first so nothing leaks. None when
-    there is no model or windows, or the model can't do this task yet (NotImplementedError)."""
-    if gen is None or not len(w):
-        return None
-    x, s = np.where(mask, w, 0.0).astype(np.float32), seeds(seed, task, len(w))
-    step = max(1, BATCH // n)
-    part = lambda v, i: None if v is None else v[i:i + step]
-    try:
-        out = [gen.sample_windows(x[i:i + step], mask, part(actions, i), part(styles, i), n=n, seed=s[i:i + step],
-                                  temperature=temperature)
-               for i in range(0, len(w), step)]
-    except NotImplementedError as exc:
-        print(f"model: task {task} not available ({exc})", file=sys.stderr)
-        return None
-    return np.concatenate(out).astype(np.float64)
 
 
 def _take(p: np.ndarray | None, *index) -> np.ndarray | None:
