@@ -108,6 +108,7 @@ class Request:
     device: str = "auto"
     weights: str = ""
     variety: float = 1.0  # the prior's temperature (Generator.sample)
+    plant_feet: bool = True  # feet held still while they bear weight (model.feet)
 
 
 class Job:
@@ -131,7 +132,8 @@ class Job:
         from ..model.generator import Cancelled as GeneratorCancelled
         try:
             self.result = gen.sample(r.observed, r.mask, action=r.action, style=r.style, n=r.variations,
-                                     seed=r.seed, progress=self._progress, temperature=r.variety)
+                                     seed=r.seed, progress=self._progress, temperature=r.variety,
+                                     plant_feet=r.plant_feet)
         except GeneratorCancelled:
             raise Cancelled("Cancelled: nothing was changed.") from None
         except ValueError as exc:  # unknown label, bad shapes

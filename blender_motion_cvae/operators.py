@@ -7,11 +7,11 @@ refusal is one self.report({'ERROR'}, ...) with nothing changed.
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from . import jobs, rig_io, tasks
 from .prefs import addon_prefs
-from .properties import DEVICES, MAX_VARIETY, VARIETY_HELP
+from .properties import DEVICES, MAX_VARIETY, PLANT_FEET_HELP, VARIETY_HELP
 from .rig_io import RigError
 
 _running: list[jobs.Job] = []  # at most one job at a time: the model and the rig are shared
@@ -29,6 +29,7 @@ class _MotionOperator:
     seed: IntProperty(name="Seed", default=0, min=0)  # type: ignore[valid-type]
     variety: FloatProperty(name="Variety", default=1.0, min=0.0, max=MAX_VARIETY, step=10,
                            description=VARIETY_HELP)  # type: ignore[valid-type]
+    plant_feet: BoolProperty(name="Plant Feet", default=True, description=PLANT_FEET_HELP)  # type: ignore[valid-type]
     device: EnumProperty(name="Device", items=DEVICES, default="AUTO")  # type: ignore[valid-type]
 
     @classmethod
@@ -49,7 +50,7 @@ class _MotionOperator:
     def _options(self, context) -> tasks.Options:
         given = {name: getattr(self, name) if self.properties.is_property_set(name) else None
                  for name in ("frame_start", "frame_end", "action_label", "style_label", "variations",
-                              "seed", "variety", "device", "frames") if hasattr(self, name)}
+                              "seed", "variety", "plant_feet", "device", "frames") if hasattr(self, name)}
         prefs = addon_prefs(context)
         return tasks.Options(**given, weights=prefs.weights_path if prefs else "")
 

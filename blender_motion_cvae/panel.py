@@ -52,6 +52,7 @@ class MOTION_CVAE_PT_main(_Sidebar, bpy.types.Panel):
         col.prop(s, "variations")
         col.prop(s, "seed")
         col.prop(s, "variety", slider=True)
+        col.prop(s, "plant_feet")
         col.prop(s, "device")
         col = layout.column(align=True)
         col.enabled = not missing

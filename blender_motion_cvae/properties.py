@@ -14,6 +14,8 @@ DEVICES = [("AUTO", "Auto", "CUDA when available, else the CPU"), ("CPU", "CPU",
 MAX_VARIETY = 4.0  # model.generator.MAX_TEMPERATURE (a test keeps them equal; the model loads lazily)
 VARIETY_HELP = ("How far results may stray from the most likely motion: 0 gives that one motion for any seed, "
                 "1 the model's own spread, more makes variations differ more and keep less close to real motion")
+PLANT_FEET_HELP = ("Hold each generated foot still while it bears weight (keys stay exact); off leaves the feet "
+                   "as the model made them, for slides and spins")
 _items_alive: dict[str, list] = {}  # Blender keeps no reference to dynamic enum items: we must
 
 
@@ -52,6 +54,8 @@ class MotionCVAESettings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", default=0, min=0)  # type: ignore[valid-type]
     variety: FloatProperty(name="Variety", default=1.0, min=0.0, max=MAX_VARIETY, step=10,
                            description=VARIETY_HELP)  # type: ignore[valid-type]
+    plant_feet: BoolProperty(name="Plant Feet", default=True,
+                             description=PLANT_FEET_HELP)  # type: ignore[valid-type]
     device: EnumProperty(name="Device", items=DEVICES, default="AUTO")  # type: ignore[valid-type]
     extend_frames: IntProperty(name="Extend Frames", default=30, min=1, max=3000,
                                description="Frames generated past the last key")  # type: ignore[valid-type]

@@ -28,6 +28,7 @@ class Options:
     variations: int | None = None
     seed: int | None = None
     variety: float | None = None
+    plant_feet: bool | None = None
     device: str | None = None
     frames: int | None = None   # Extend only
     weights: str = ""
@@ -42,8 +43,8 @@ def resolve(settings, mode: str, opts: Options) -> Options:
     return Options(opts.frame_start, opts.frame_end, label(opts.action_label, settings.action_label),
                    label(opts.style_label, settings.style_label), pick(opts.variations, settings.variations),
                    pick(opts.seed, seed), pick(opts.variety, settings.variety),
-                   pick(opts.device, settings.device).lower(), pick(opts.frames, settings.extend_frames),
-                   opts.weights)
+                   pick(opts.plant_feet, settings.plant_feet), pick(opts.device, settings.device).lower(),
+                   pick(opts.frames, settings.extend_frames), opts.weights)
 
 
 @dataclass
@@ -137,7 +138,7 @@ def plan(context, obj, mode: str, opts: Options) -> Plan:
     checks.check_biped(obj, clip)
     observed, mask = clip.model_inputs()
     request = jobs.Request(observed, mask, opts.action_label, opts.style_label, opts.variations, opts.seed,
-                           opts.device, opts.weights, opts.variety)
+                           opts.device, opts.weights, opts.variety, opts.plant_feet)
     return Plan(mode, source, slot, clip, request)
 
 
@@ -161,6 +162,7 @@ def finish(obj, plan: Plan, motion: np.ndarray) -> list:
     frames = [int(plan.clip.frames[0]), int(plan.clip.frames[-1])]
     for action, _ in created:
         action["motion_cvae"] = {"mode": plan.mode, "source": base, "seed": r.seed, "variety": r.variety,
+                                 "plant_feet": r.plant_feet,
                                  "action": r.action or "any", "style": r.style or "any", "frames": frames}  # provenance, for users and scripts
         settings.results.add().action = action
     if plan.mode in ("fill", "resample"):

@@ -7,7 +7,8 @@
 observed ((L,), (L, J) or (L, J, 3)); the result is (n, L, J, 3) with every observed entry exactly as
 given. Windows longer than the model's T go by overlapping windows whose first frames are the
 previous window's output; shorter ones are padded with hidden frames and cropped. A body is sampled
-at the proportions of the training skeleton it is most like (model.body_size) and put back.
+at the proportions of the training skeleton it is most like (model.body_size) and put back, and
+feet that bear weight are held still (model.feet; `plant_feet=False` leaves them as the network made them).
 `sample_windows` runs a batch of such short windows, each with its own mask, in one forward.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 from . import checkpoint
 from .body_size import body_fit, from_skeleton, rigid_bones, to_skeleton
+from .feet import plant_feet as planted
 from .representation import (Stats, Window, facing_unobserved, finish, full_mask, keep_key_velocities,
                              network_input, prepare, residual_to_features)
 from .skeleton import JOINTS
@@ -211,13 +213,14 @@ class Generator:
         msk[..., :k, :, :] = mask[..., :k, :, :]
         return obs, msk
 
-    @staticmethod
-    def _restored(out: np.ndarray, observed: np.ndarray, mask: np.ndarray, fit) -> np.ndarray:
+    def _restored(self, out: np.ndarray, observed: np.ndarray, mask: np.ndarray, fit, plant_feet: bool) -> np.ndarray:
         """Output made at the training skeleton's proportions back at the body's own, observed entries
         exact, keys left at the velocity their observed neighbours give them (keep_key_velocities),
-        and bones seen from one side kept rigid (body_size.rigid_bones)."""
+        bones seen from one side kept rigid (body_size.rigid_bones) and, with `plant_feet`, feet held
+        still while they bear weight (feet.plant_feet)."""
         pasted = np.where(mask, observed, from_skeleton(out, *fit))
-        return rigid_bones(keep_key_velocities(pasted, observed, mask), observed, mask).astype(np.float32)
+        out = rigid_bones(keep_key_velocities(pasted, observed, mask), observed, mask)
+        return (planted(out, mask, self.fps, fit[0]) if plant_feet else out).astype(np.float32)
 
     @staticmethod
     def _cropped(out: np.ndarray, lead: np.ndarray, length: int, masks: np.ndarray) -> np.ndarray:
@@ -229,10 +232,12 @@ class Generator:
 
     def sample(self, observed: np.ndarray, mask: np.ndarray, action: str | None = None,
                style: str | None = None, n: int = 1, seed: int | None = None, length: int | None = None,
-               progress: Callable[[float], bool] | None = None, temperature: float = 1.0) -> np.ndarray:
+               progress: Callable[[float], bool] | None = None, temperature: float = 1.0,
+               plant_feet: bool = True) -> np.ndarray:
         """(n, length, J, 3) world positions, observed entries exact. `temperature` scales the prior's
         noise: 0 is its mean (the most likely motion, the same for every seed), 1 the model's own
-        spread, more gives variations that differ more and keep less close to the data."""
+        spread, more gives variations that differ more and keep less close to the data. `plant_feet`
+        holds each foot still while it bears weight (model.feet), as animators clean mocap up."""
         observed, mask = self._checked(observed, mask, batched=False)
         length = int(length or observed.shape[0])
         if length < 1 or n < 1:
@@ -263,10 +268,10 @@ class Generator:
                 break
             start = min(start + commit - CONTEXT, total - T)
         out = self._cropped(out, np.full(n, margin), length, np.broadcast_to(msk[:length], (n,) + msk[:length].shape))
-        return self._restored(out, given[:length], msk[:length], fit)
+        return self._restored(out, given[:length], msk[:length], fit, plant_feet)
 
     def sample_windows(self, observed: np.ndarray, mask: np.ndarray, action=None, style=None, n: int = 1,
-                       seed=None, temperature: float = 1.0) -> np.ndarray:
+                       seed=None, temperature: float = 1.0, plant_feet: bool = True) -> np.ndarray:
         """Many independent short windows in one forward (evaluation runs thousands; one `sample`
         call each was most of its time): observed (B, L, J, 3) with L <= window, mask broadcast to it
         -> (B, n, L, J, 3), observed entries exact. `action`/`style`: one label or one per window;
@@ -285,4 +290,5 @@ class Generator:
         empty = ~mask.reshape(B, -1).any(1)
         lead = np.repeat(np.where(empty, min(LABEL_MARGIN, (self.window - L) // 2), 0), n)
         out = self._cropped(out, lead, L, np.repeat(mask, n, 0)).reshape((B, n, L) + obs.shape[2:])
-        return self._restored(out, observed[:, None], mask[:, None], (ratio[:, None], bone_scale[:, None]))
+        return self._restored(out, observed[:, None], mask[:, None], (ratio[:, None], bone_scale[:, None]),
+                              plant_feet)

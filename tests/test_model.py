@@ -100,6 +100,20 @@ def test_a_key_with_an_observed_neighbour_is_left_at_its_velocity(tiny_generator
     np.testing.assert_array_equal(kept[25:35], network[25:35])
 
 
+def test_feet_are_planted_last_and_only_when_asked(tiny_generator, clip):
+    """The generator's last step holds weight-bearing feet still (model.feet) on what the rest made;
+    keys stay exact either way."""
+    from model.feet import plant_feet
+    keyed = np.zeros(128, bool)
+    keyed[::20] = True
+    free = tiny_generator.sample(clip[:128], keyed, n=2, seed=3, plant_feet=False)
+    planted = tiny_generator.sample(clip[:128], keyed, n=2, seed=3)
+    np.testing.assert_allclose(planted, plant_feet(free, np.broadcast_to(keyed[:, None, None], free.shape[1:])),
+                               atol=1e-5)
+    np.testing.assert_array_equal(planted[:, keyed], free[:, keyed])
+    assert np.abs(planted - free).max() > 1e-3
+
+
 def test_seed_is_reproducible_and_variations_differ(tiny_generator, clip):
     frames = np.zeros(128, bool)
     frames[[0, 127]] = True

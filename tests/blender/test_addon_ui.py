@@ -98,6 +98,22 @@ def test_variety_sets_how_far_seeds_differ(addon, armature):
     np.testing.assert_array_equal(_written(addon, armature), written[0.0, 1])
 
 
+def test_plant_feet_is_a_choice_recorded_with_the_result(addon, armature):
+    """On by default; off gives the feet as the network made them (another result, keys the same)."""
+    import bpy
+    source = bpy.data.actions["UiWalk"]
+    assert armature.motion_cvae.plant_feet
+    written = {}
+    for plant in (True, False):
+        play(armature, source)
+        assert run("fill_gaps", seed=1, plant_feet=plant) == ({"FINISHED"}, "")
+        assert armature.animation_data.action["motion_cvae"]["plant_feet"] == plant
+        written[plant] = _written(addon, armature)
+    play(armature, source)
+    assert written[True].shape == written[False].shape
+    assert np.abs(written[True] - written[False]).max() > 1e-4
+
+
 def test_panels_and_preferences_draw(addon, armature):
     import bpy
     ui = addon.blender_motion_cvae
