@@ -78,6 +78,19 @@ def test_motion_matching_meets_both_keys_when_the_match_is_imperfect(walk):
     assert np.linalg.norm(out[:, -1] - window[:, 40], axis=-1).max() < 0.1
 
 
+def test_the_retrieval_probe_takes_the_nearest_segments_apart_from_each_other(walk):
+    """Its first pick is motion matching's own; the rest start APART frames from every other pick."""
+    from training.retrieval_probe import APART, nearest_apart
+    pos = walk.positions.astype(np.float64)
+    mm = MotionMatcher([pos], stride=1)
+    window = turned(pos[30:71], 2.0)[None]
+    picks = nearest_apart(mm, window, 9, 30, k=5)
+    starts = mm._database(30)[0][picks[0]]
+    assert picks.shape == (1, 5) and starts[0] == 30 + 9
+    assert min(abs(a - b) for i, a in enumerate(starts) for b in starts[i + 1:]) > APART
+    np.testing.assert_array_equal(mm.paste(window, 9, 30, starts[:1]), mm.inbetween(window, 9, 30))
+
+
 def test_motion_matching_needs_long_enough_segments(walk):
     mm = MotionMatcher([walk.positions[:20]])
     assert mm.inbetween(walk.positions[None, :71].astype(np.float64), 9, 30) is None

@@ -113,7 +113,13 @@ class MotionMatcher:
         q = self._features(w[:, start - 1], w[:, start], w[:, start + gap + 1])
         best = np.concatenate([np.argmin(sq[None] - 2.0 * q[i:i + block] @ feats.T, axis=1)
                                for i in range(0, len(q), block)])
-        seg = self.positions[starts[best][:, None] + np.arange(gap + 2)].astype(np.float64)
+        return self.paste(w, start, gap, starts[best])
+
+    def paste(self, windows: np.ndarray, start: int, gap: int, at: np.ndarray) -> np.ndarray:
+        """The database's frames at[i]..at[i] + gap + 1 moved into window i's start frame and blended
+        linearly so both keys are met exactly: (N, gap, J, 3)."""
+        w = windows.astype(np.float64)
+        seg = self.positions[at[:, None] + np.arange(gap + 2)].astype(np.float64)
         pasted = facing_frame(w[:, start]).to_world(facing_frame(seg[:, 0]).to_canonical(seg))
         blend = (np.arange(gap + 2) / (gap + 1))[None, :, None, None]
         d0 = (w[:, start] - pasted[:, 0])[:, None]
