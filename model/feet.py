@@ -1,11 +1,13 @@
 """Planted feet: where a generated foot rests on the ground, it stays where it landed.
 
-The network's feet slide while they bear weight (on held-out 30-frame gaps 6.0 mm a frame against
-the captured motion's 2.8; `training.evaluate`'s foot_skate), the artefact an animator sees first.
-Each foot joint (ankle, toe) that is low and slow on generated frames is held at one place on the
-ground for that contact, the hold eased in and out over a few frames, and the knee is put back so
-the thigh and shin keep their lengths (two-bone IK, bending the way it did). Only hidden entries
-move; keys stay exact. numpy only: the add-on's runtime without torch shares it.
+The network's feet slide while they bear weight (on held-out 30-frame gaps 6.4 mm a frame of
+contact against the captured motion's 3.0; `training.evaluate`'s foot_skate), the artefact an
+animator sees first. Each foot joint (ankle, toe) that is low and slow on generated frames is held
+at one place on the ground for that contact, eased in and out over a few frames. Then the leg is
+made rigid at its own lengths: the foot pivots on a held toe or hangs from the ankle, and the knee
+is placed by two-bone IK, bending the way it did. A rig's bones are rigid while the network's
+stretch by centimetres, so without that the rig's retargeted foot would not be where it was held.
+Only hidden entries move; keys stay exact. numpy only: the add-on's runtime without torch shares it.
 """
 from __future__ import annotations
 
@@ -27,13 +29,13 @@ def _segments(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
 
 
-def _hold(xz: np.ndarray, y: np.ndarray, fixed: np.ndarray, fps: float, size: float) -> np.ndarray:
-    """One joint's horizontal correction (T, 2): on each contact, the way back to one place (a fixed
-    frame's, when the contact holds one, else the contact's mean place), eased out to nothing."""
+def _hold(xz: np.ndarray, y: np.ndarray, fixed: np.ndarray, fps: float, size: float) -> tuple[np.ndarray, np.ndarray]:
+    """One joint's horizontal correction (T, 2) and how fully it is held (T,) 0-1: on each contact,
+    the way to one place (where its keys put it, else where it is slowest), eased in and out."""
     T = len(xz)
     speed = np.linalg.norm(np.gradient(xz, axis=0), axis=-1) * fps if T > 1 else np.zeros(T)
     contact = (y < np.percentile(y, 5) + HEIGHT * size) & (speed < SPEED * size)
-    shift, weight = np.zeros((T, 2)), np.zeros(T)
+    shift, weight = np.zeros((T, 2)), np.zeros(T)  # sums of eased holds and of their weights
     for s, e in _segments(contact):
         keyed = s + np.flatnonzero(fixed[s:e])
         frames = np.arange(s, e)
@@ -48,18 +50,17 @@ def _hold(xz: np.ndarray, y: np.ndarray, fixed: np.ndarray, fps: float, size: fl
         ramp[:s - lo] = np.arange(1, s - lo + 1) / (EASE + 1)
         ramp[e - lo:] = np.arange(hi - e, 0, -1) / (EASE + 1)
         ext = np.concatenate([np.repeat(delta[:1], s - lo, 0), delta, np.repeat(delta[-1:], hi - e, 0)])
-        take = ramp > weight[lo:hi]  # where two holds' eases meet, the nearer one wins
-        shift[lo:hi][take], weight[lo:hi][take] = (ext * ramp[:, None])[take], ramp[take]
+        shift[lo:hi] += ext * ramp[:, None]
+        weight[lo:hi] += ramp
+    shift /= np.maximum(weight, 1.0)[:, None]  # where two holds' eases meet, a blend of both: no jump
     shift[fixed] = 0.0
-    return shift
+    return shift, np.minimum(weight, 1.0)
 
 
-def _knee(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Knees and ankles (F, 3) that keep the thigh's and shin's lengths with the ankle at `target`
-    (or as near as the leg reaches), in the plane of the hip, the target and the old knee (so the
-    leg bends as it did)."""
-    l1 = np.linalg.norm(knee - hip, axis=-1)
-    l2 = np.linalg.norm(ankle - knee, axis=-1)
+def _knee(hip: np.ndarray, knee: np.ndarray, target: np.ndarray, l1: float, l2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Knees and ankles (F, 3) for a thigh and shin of lengths l1, l2 with the ankle at `target` (or
+    as near as the leg reaches), in the plane of the hip, the target and the old knee (so the leg
+    bends as it did)."""
     to = target - hip
     d = np.clip(np.linalg.norm(to, axis=-1), np.abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6)
     u = to / np.maximum(np.linalg.norm(to, axis=-1, keepdims=True), 1e-9)
@@ -70,6 +71,41 @@ def _knee(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.ndarr
     return hip + a[:, None] * u + h[:, None] * pole, hip + d[:, None] * u
 
 
+def _length(p: np.ndarray, m: np.ndarray, a: int, b: int) -> float:
+    """Bone a-b's median length over the frames that observe both ends, else over all frames."""
+    both = m[:, a].all(-1) & m[:, b].all(-1)
+    frames = both if both.any() else slice(None)
+    return float(np.median(np.linalg.norm(p[frames, a] - p[frames, b], axis=-1)))
+
+
+def _along(base: np.ndarray, tip: np.ndarray, length: float) -> np.ndarray:
+    """`tip` moved along base -> tip to `length` from base."""
+    v = tip - base
+    return base + length * v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
+
+
+def _plant_leg(p: np.ndarray, m: np.ndarray, leg: tuple[int, int, int, int], fps: float, size: float) -> None:
+    """One leg of one motion (T, J, 3), in place: ankle and toe held, then the leg made rigid at its
+    own lengths (a rig's bones are; the network's stretch by centimetres, and a held joint is only
+    where the rig's foot ends up if the rest of the leg is placed for those lengths)."""
+    hip, knee, ankle, toe = leg
+    thigh, shin, foot = (_length(p, m, a, b) for a, b in ((hip, knee), (knee, ankle), (ankle, toe)))
+    held = {}
+    for joint in (ankle, toe):
+        shift, held[joint] = _hold(p[:, joint, [0, 2]], p[:, joint, 1], m[:, joint].any(-1), fps, size)
+        p[:, joint, [0, 2]] += shift
+    hidden = {j: ~m[:, j].any(-1) for j in leg}
+    on_toe = (held[toe] > held[ankle]) & hidden[ankle]  # the heel is up: the foot pivots on the toe
+    p[on_toe, ankle] = _along(p[on_toe, toe], p[on_toe, ankle], foot)
+    bend = hidden[knee]
+    if bend.any():  # two-bone IK, bending as it did
+        p[bend, knee], reach = _knee(p[bend, hip], p[bend, knee], p[bend, ankle], thigh, shin)
+        p[bend & hidden[ankle], ankle] = reach[hidden[ankle][bend]]
+    # else the foot hangs from the ankle, pointing where it pointed (on the toe, this changes nothing
+    # unless the leg could not reach the toe's ankle)
+    p[hidden[toe], toe] = _along(p[hidden[toe], ankle], p[hidden[toe], toe], foot)
+
+
 def plant_feet(positions: np.ndarray, mask: np.ndarray, fps: float = FPS, size: np.ndarray | float = 1.0) -> np.ndarray:
     """(..., T, J, 3) world positions (Y up) and their observed mask -> the same with each foot held
     still while it bears weight; observed entries unchanged. `size` (broadcast to ...) scales the
@@ -78,12 +114,6 @@ def plant_feet(positions: np.ndarray, mask: np.ndarray, fps: float = FPS, size: 
     flat, seen = out.reshape((-1,) + out.shape[-3:]), np.broadcast_to(mask, out.shape).reshape((-1,) + out.shape[-3:])
     sizes = np.broadcast_to(size, out.shape[:-3]).reshape(-1)
     for p, m, k in zip(flat, seen, sizes):
-        for hip, knee, ankle, toe in LEGS:
-            moved_ankle = p[:, ankle].copy()
-            for joint in (ankle, toe):
-                fixed = m[:, joint].any(-1)
-                p[:, joint, [0, 2]] += _hold(p[:, joint, [0, 2]], p[:, joint, 1], fixed, fps, k)
-            bend = (np.abs(p[:, ankle] - moved_ankle).sum(-1) > 0) & ~m[:, knee].any(-1) & ~m[:, hip].any(-1)
-            if bend.any():
-                p[bend, knee], p[bend, ankle] = _knee(p[bend, hip], p[bend, knee], moved_ankle[bend], p[bend, ankle])
+        for leg in LEGS:
+            _plant_leg(p, m, leg, fps, k)
     return np.where(mask, positions, out).astype(np.asarray(positions).dtype)
