@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import blender_rigs as rigs
-from .helpers import Modal, activate, play, refused, run, state
+from .helpers import Modal, activate, play, refused, state
 
 
 def test_no_active_object(walk):

@@ -149,7 +149,6 @@ def test_positions_to_rotations_to_fk_within_5mm(addon, rigged):
 
 
 def test_resample_extend_generate(addon, rigged):
-    import bpy
     obj, base = rigged.obj, rigged.source.name
     slot = getattr(obj.animation_data, "action_slot", None)
     activate(obj)
