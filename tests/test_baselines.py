@@ -85,7 +85,7 @@ def test_the_retrieval_probe_takes_the_nearest_segments_apart_from_each_other(wa
     mm = MotionMatcher([pos], stride=1)
     window = turned(pos[30:71], 2.0)[None]
     picks = nearest_apart(mm, window, 9, 30, k=5)
-    starts = mm._database(30)[0][picks[0]]
+    starts = picks[0]
     assert picks.shape == (1, 5) and starts[0] == 30 + 9
     assert min(abs(a - b) for i, a in enumerate(starts) for b in starts[i + 1:]) > APART
     np.testing.assert_array_equal(mm.paste(window, 9, 30, starts[:1]), mm.inbetween(window, 9, 30))

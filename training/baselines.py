@@ -103,17 +103,25 @@ class MotionMatcher:
             self._db[gap] = (starts, feats, np.einsum("md,md->m", feats, feats))
         return self._db[gap]
 
+    def distances(self, windows: np.ndarray, start: int, gap: int, block: int = 128):
+        """The database's segment starts (M,), then, block by block of windows, each window's squared
+        feature distance to every segment (up to `block`, M): exact brute force, one matmul a block."""
+        starts, feats, sq = self._database(gap)
+        yield starts
+        w = windows.astype(np.float64)
+        q = self._features(w[:, start - 1], w[:, start], w[:, start + gap + 1])
+        for i in range(0, len(q), block):
+            yield sq[None] - 2.0 * q[i:i + block] @ feats.T
+
     def inbetween(self, windows: np.ndarray, start: int, gap: int, block: int = 128) -> np.ndarray | None:
         """(N, T, J, 3) windows with keys at `start` and `start + gap + 1` -> (N, gap, J, 3); None
         when no database clip is long enough for the gap."""
-        starts, feats, sq = self._database(gap)
+        found = self.distances(windows, start, gap, block)
+        starts = next(found)
         if not len(starts):
             return None
-        w = windows.astype(np.float64)
-        q = self._features(w[:, start - 1], w[:, start], w[:, start + gap + 1])
-        best = np.concatenate([np.argmin(sq[None] - 2.0 * q[i:i + block] @ feats.T, axis=1)
-                               for i in range(0, len(q), block)])
-        return self.paste(w, start, gap, starts[best])
+        best = np.concatenate([np.argmin(d, axis=1) for d in found])
+        return self.paste(windows, start, gap, starts[best])
 
     def paste(self, windows: np.ndarray, start: int, gap: int, at: np.ndarray) -> np.ndarray:
         """The database's frames at[i]..at[i] + gap + 1 moved into window i's start frame and blended

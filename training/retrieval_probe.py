@@ -25,15 +25,14 @@ SAMPLES, APART = 10, 15  # retrieved segments per window, and how many frames ap
 
 
 def nearest_apart(matcher: MotionMatcher, win: np.ndarray, start: int, gap: int, k: int = SAMPLES) -> np.ndarray:
-    """(N, k) database rows: the nearest segments whose starts lie APART frames from each other's."""
-    starts, feats, sq = matcher._database(gap)
-    q = matcher._features(win[:, start - 1], win[:, start], win[:, start + gap + 1])
-    picks = []
-    for row in np.argsort(sq[None] - 2.0 * q @ feats.T, 1)[:, :400]:
+    """(N, k) database frames where the nearest segments start, each APART frames from the others."""
+    found = matcher.distances(win, start, gap)
+    starts, picks = next(found), []
+    for row in (r for d in found for r in np.argsort(d, 1)[:, :400]):
         chosen: list[int] = []
-        for j in row:
-            if all(abs(int(starts[j]) - int(starts[c])) > APART for c in chosen):
-                chosen.append(int(j))
+        for at in starts[row]:
+            if all(abs(int(at) - c) > APART for c in chosen):
+                chosen.append(int(at))
             if len(chosen) == k:
                 break
         if len(chosen) < k:
@@ -72,8 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     gap = slice(C, C + g)
     draws = run_model(gen, win, inbetween_mask(C + g + 1, C, g), 0, 40, n=SAMPLES)[:, :, gap]
     picks = nearest_apart(matcher, win, C - 1, g)
-    starts = matcher._database(g)[0]
-    segments = np.stack([matcher.paste(win, C - 1, g, starts[picks[:, k]]) for k in range(SAMPLES)], 1)
+    segments = np.stack([matcher.paste(win, C - 1, g, picks[:, k]) for k in range(SAMPLES)], 1)
     print(f"\n{g}-frame gap, {len(win)} windows: single / best of {SAMPLES} (mm), ratio")
     for name, s in (("model draws", draws), ("retrieved", segments), ("draw i + segment i", (draws + segments) / 2)):
         e = np.linalg.norm(s - win[:, None, gap], axis=-1).mean((2, 3))
