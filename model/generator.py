@@ -9,6 +9,9 @@ given. Windows longer than the model's T go by overlapping windows whose first f
 previous window's output; shorter ones are padded with hidden frames and cropped. A body is sampled
 at the proportions of the training skeleton it is most like (model.body_size) and put back, and
 feet that bear weight are held still (model.feet; `plant_feet=False` leaves them as the network made them).
+With a motion library (`Generator.load(..., library=PATH)`, model.library), each gap between two
+full-body keys is the average of the network's fill and the nearest recorded segment's
+(`retrieve=False` leaves the network's alone).
 `sample_windows` runs a batch of such short windows, each with its own mask, in one forward.
 """
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 from . import checkpoint
 from .body_size import body_fit, from_skeleton, rigid_bones, to_skeleton
 from .feet import plant_feet as planted
+from .library import MotionLibrary
 from .representation import (Stats, Window, facing_unobserved, finish, full_mask, keep_key_velocities,
                              network_input, prepare, residual_to_features)
 from .skeleton import JOINTS
@@ -126,8 +130,8 @@ def _check_temperature(temperature: float) -> None:
 class Generator:
     """Loads a checkpoint and samples motion for any task mask."""
 
-    def __init__(self, backend: Backend, meta: dict, stats: Stats):
-        self.backend, self.meta, self.stats = backend, meta, stats
+    def __init__(self, backend: Backend, meta: dict, stats: Stats, library: MotionLibrary | None = None):
+        self.backend, self.meta, self.stats, self.library = backend, meta, stats, library
         self.config = meta["config"]
         self.window: int = self.config["window"]
         self.fps: float = meta.get("fps", 30.0)
@@ -140,8 +144,10 @@ class Generator:
             raise checkpoint.CheckpointError("The checkpoint was trained on another skeleton; it can't be used here.")
 
     @classmethod
-    def load(cls, path: str | None = None, device: str = "auto", backend: str = "auto") -> "Generator":
-        """`backend`: 'torch', 'numpy', or 'auto' (torch when importable)."""
+    def load(cls, path: str | None = None, device: str = "auto", backend: str = "auto",
+             library: str | None = None) -> "Generator":
+        """`backend`: 'torch', 'numpy', or 'auto' (torch when importable); `library`: a motion
+        library file (training.library) whose segments fills draw on, or None for the network alone."""
         tensors, meta = checkpoint.load(path or DEFAULT_WEIGHTS)
         if backend == "auto":
             backend = "torch" if torch_available() else "numpy"
@@ -150,7 +156,8 @@ class Generator:
         else:
             from .numpy_runtime import NumpyBackend
             runner = NumpyBackend(tensors, meta["config"])
-        return cls(runner, meta, Stats.from_arrays(tensors, meta["config"]))
+        return cls(runner, meta, Stats.from_arrays(tensors, meta["config"]),
+                   MotionLibrary.load(library) if library else None)
 
     @property
     def device(self) -> str:
@@ -213,11 +220,17 @@ class Generator:
         msk[..., :k, :, :] = mask[..., :k, :, :]
         return obs, msk
 
-    def _restored(self, out: np.ndarray, observed: np.ndarray, mask: np.ndarray, fit, plant_feet: bool) -> np.ndarray:
-        """Output made at the training skeleton's proportions back at the body's own, observed entries
-        exact, keys left at the velocity their observed neighbours give them (keep_key_velocities),
-        bones seen from one side kept rigid (body_size.rigid_bones) and, with `plant_feet`, feet held
-        still while they bear weight (feet.plant_feet)."""
+    def _restored(self, out: np.ndarray, observed: np.ndarray, mask: np.ndarray, fit, plant_feet: bool,
+                  rank: int | None) -> np.ndarray:
+        """Output made at the training skeleton's proportions, its gaps averaged with the library's
+        fills unless `rank` is None (retrieved at those proportions: the library's bodies), back at
+        the body's own, observed entries exact, keys left at the velocity their observed neighbours
+        give them (keep_key_velocities), bones seen from one side kept rigid (body_size.rigid_bones)
+        and, with `plant_feet`, feet held still while they bear weight (feet.plant_feet)."""
+        if self.library is not None and rank is not None:
+            length = out.shape[-3]
+            keyed = mask.all((-2, -1)).reshape(-1, length)
+            out = self.library.blend_gaps(out.reshape((len(keyed), -1) + out.shape[-3:]), keyed, rank).reshape(out.shape)
         pasted = np.where(mask, observed, from_skeleton(out, *fit))
         out = rigid_bones(keep_key_velocities(pasted, observed, mask), observed, mask)
         return (planted(out, mask, self.fps, fit[0]) if plant_feet else out).astype(np.float32)
@@ -233,11 +246,13 @@ class Generator:
     def sample(self, observed: np.ndarray, mask: np.ndarray, action: str | None = None,
                style: str | None = None, n: int = 1, seed: int | None = None, length: int | None = None,
                progress: Callable[[float], bool] | None = None, temperature: float = 1.0,
-               plant_feet: bool = True) -> np.ndarray:
+               plant_feet: bool = True, retrieve: bool = True, rank: int = 0) -> np.ndarray:
         """(n, length, J, 3) world positions, observed entries exact. `temperature` scales the prior's
         noise: 0 is its mean (the most likely motion, the same for every seed), 1 the model's own
         spread, more gives variations that differ more and keep less close to the data. `plant_feet`
-        holds each foot still while it bears weight (model.feet), as animators clean mocap up."""
+        holds each foot still while it bears weight (model.feet), as animators clean mocap up.
+        `retrieve` averages each gap between full-body keys with a library segment when the generator
+        has a library: variation i with the (rank + i)-th nearest (MotionLibrary.blend_gaps)."""
         observed, mask = self._checked(observed, mask, batched=False)
         length = int(length or observed.shape[0])
         if length < 1 or n < 1:
@@ -268,10 +283,11 @@ class Generator:
                 break
             start = min(start + commit - CONTEXT, total - T)
         out = self._cropped(out, np.full(n, margin), length, np.broadcast_to(msk[:length], (n,) + msk[:length].shape))
-        return self._restored(out, given[:length], msk[:length], fit, plant_feet)
+        return self._restored(out, given[:length], msk[:length], fit, plant_feet, rank if retrieve else None)
 
     def sample_windows(self, observed: np.ndarray, mask: np.ndarray, action=None, style=None, n: int = 1,
-                       seed=None, temperature: float = 1.0, plant_feet: bool = True) -> np.ndarray:
+                       seed=None, temperature: float = 1.0, plant_feet: bool = True, retrieve: bool = True,
+                       rank: int = 0) -> np.ndarray:
         """Many independent short windows in one forward (evaluation runs thousands; one `sample`
         call each was most of its time): observed (B, L, J, 3) with L <= window, mask broadcast to it
         -> (B, n, L, J, 3), observed entries exact. `action`/`style`: one label or one per window;
@@ -291,4 +307,4 @@ class Generator:
         lead = np.repeat(np.where(empty, min(LABEL_MARGIN, (self.window - L) // 2), 0), n)
         out = self._cropped(out, lead, L, np.repeat(mask, n, 0)).reshape((B, n, L) + obs.shape[2:])
         return self._restored(out, observed[:, None], mask[:, None], (ratio[:, None], bone_scale[:, None]),
-                              plant_feet)
+                              plant_feet, rank if retrieve else None)

@@ -7,8 +7,8 @@ from scipy.spatial.transform import Rotation
 
 from model.representation import canonical_frame, Frame
 from training import metrics
-from training.baselines import (MeanDepth, MeanPose, MotionMatcher, facing_frame, interpolate, slerp,
-                                slerp_inbetween)
+from model.library import APART, MotionLibrary, facing_frame
+from training.baselines import MeanDepth, MeanPose, interpolate, slerp, slerp_inbetween
 from training.bvh import load_bvh
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "bandai_walk_tiny.bvh")
@@ -60,7 +60,7 @@ def test_facing_frame_agrees_with_the_model_representation(walk):
 
 def test_motion_matching_retrieves_itself_under_any_placement(walk):
     pos = walk.positions.astype(np.float64)
-    mm = MotionMatcher([pos], stride=1)
+    mm = MotionLibrary([pos], stride=1)
     window = turned(pos[30:71], 2.0)[None]
     out = mm.inbetween(window, 9, 30)
     assert out.shape == (1, 30, 21, 3)
@@ -69,7 +69,7 @@ def test_motion_matching_retrieves_itself_under_any_placement(walk):
 
 def test_motion_matching_meets_both_keys_when_the_match_is_imperfect(walk):
     pos = walk.positions.astype(np.float64)
-    mm = MotionMatcher([pos[:100]], stride=2)
+    mm = MotionLibrary([pos[:100]], stride=2)
     window = turned(pos[60:116], -0.7)[None]
     window[:, 40:] += np.array([0.0, 0.0, 0.3])  # a target the database can't reach
     out = mm.inbetween(window, 9, 30)
@@ -78,13 +78,12 @@ def test_motion_matching_meets_both_keys_when_the_match_is_imperfect(walk):
     assert np.linalg.norm(out[:, -1] - window[:, 40], axis=-1).max() < 0.1
 
 
-def test_the_retrieval_probe_takes_the_nearest_segments_apart_from_each_other(walk):
-    """Its first pick is motion matching's own; the rest start APART frames from every other pick."""
-    from training.retrieval_probe import APART, nearest_apart
+def test_the_nearest_segments_are_apart_from_each_other(walk):
+    """The first pick is motion matching's own; the rest start APART frames from every other pick."""
     pos = walk.positions.astype(np.float64)
-    mm = MotionMatcher([pos], stride=1)
+    mm = MotionLibrary([pos], stride=1)
     window = turned(pos[30:71], 2.0)[None]
-    picks = nearest_apart(mm, window, 9, 30, k=5)
+    picks = mm.nearest(window, 9, 30, k=5)
     starts = picks[0]
     assert picks.shape == (1, 5) and starts[0] == 30 + 9
     assert min(abs(a - b) for i, a in enumerate(starts) for b in starts[i + 1:]) > APART
@@ -92,7 +91,7 @@ def test_the_retrieval_probe_takes_the_nearest_segments_apart_from_each_other(wa
 
 
 def test_motion_matching_needs_long_enough_segments(walk):
-    mm = MotionMatcher([walk.positions[:20]])
+    mm = MotionLibrary([walk.positions[:20]])
     assert mm.inbetween(walk.positions[None, :71].astype(np.float64), 9, 30) is None
     assert mm.inbetween(walk.positions[None, :71].astype(np.float64), 9, 5).shape == (1, 5, 21, 3)
 

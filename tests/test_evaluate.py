@@ -75,7 +75,7 @@ def test_cli_writes_the_contract(folder, fixture_cache, tmp_path):
     proc = run_cli("--data", folder, "--json", str(out), "--plots", str(plots), "--seed", "3", cache=fixture_cache)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(out.read_text())
-    assert set(r) == {"clips", "frames", "inbetween", "inbetween_by_action", "inbetween_model_wins", "sparse_keys", "extend",
+    assert set(r) == {"clips", "frames", "library", "inbetween", "inbetween_by_action", "inbetween_model_wins", "sparse_keys", "extend",
                       "predict", "complete", "lift", "diversity", "diversity_predict", "generate"}
     for gap, shares in r["inbetween_model_wins"].items():  # with a model, its share of closer windows per baseline
         ran = r["inbetween"][gap]["model"]["mpjpe_mm"] is not None

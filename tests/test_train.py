@@ -136,7 +136,7 @@ def test_output_scale_is_tabled_by_distance_to_the_nearest_key(fixture_cache):
 def test_generation_windows_face_forward_and_others_keep_their_heading(fixture_cache):
     """A window with nothing observed is turned, rigidly, to face +Z over the origin at its first
     frame; a window with anything observed is left as sampled (its observation decides its frame)."""
-    from training.baselines import facing_frame
+    from model.library import facing_frame
     from training.dataset import MotionDataset
     from training.masks import generate_mask, sample_mask
     from model.representation import facing_unobserved

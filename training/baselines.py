@@ -7,14 +7,16 @@
   prediction that carries on at a fading velocity.
 - slerp_inbetween: root LERP + SLERP of every local rotation, through forward kinematics (what a
   keyframe animator's default tangents give).
-- MotionMatcher: retrieval of the best-matching training segment, endpoint-blended. On near-copies of
-  training takes it is very strong (docs/CALIBRATION.md), which is exactly why it is reported.
+- motion matching (model.library.MotionLibrary over the training split): retrieval of the
+  best-matching training segment, endpoint-blended. On near-copies of training takes it is very
+  strong (docs/CALIBRATION.md), which is exactly why it is reported.
 - MeanDepth (2D-to-3D lifting) and MeanPose (completion): the training split's average, placed.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from model.library import facing_frame
 from model.representation import Frame, full_mask, interpolate_observed
 from model.skeleton import INDEX, LOWER_BODY, UPPER_BODY
 from training.bvh import forward_kinematics
@@ -29,14 +31,6 @@ def interpolate(windows: np.ndarray, frames: np.ndarray, fill=interpolate_observ
     (or, with fill=velocity_fill, from the keys' positions and velocities)."""
     mask = np.broadcast_to(full_mask(frames, windows.shape[1], windows.shape[2]), windows.shape)
     return fill(windows, mask)
-
-
-def facing_frame(pose: np.ndarray, pair: tuple[int, int] = THIGHS) -> Frame:
-    """Frame over the pelvis (horizontally) turned so the body faces +Z, as model/representation
-    decides it; `pair` is the (left, right) joints whose span defines the facing. pose (..., J, 3)."""
-    across = pose[..., pair[0], :] - pose[..., pair[1], :]
-    yaw = -np.arctan2(-across[..., 2], across[..., 0])
-    return Frame(pose[..., PELVIS, :] * np.array([1.0, 0.0, 1.0]), yaw)
 
 
 def slerp(q0: np.ndarray, q1: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -61,78 +55,6 @@ def slerp_inbetween(quats: np.ndarray, trans: np.ndarray, parents: np.ndarray, n
     q = slerp(quats[k0], quats[k1], w)
     t = trans[k0] + w[:, None, None] * (trans[k1] - trans[k0])
     return forward_kinematics(parents, q, t)[:, nodes]
-
-
-class MotionMatcher:
-    """In-betweening by retrieval from a database of clips (the training split).
-
-    A gap of g frames between a start frame (last context frame) and an end frame (the target) is
-    matched on: the start pose, the start velocity, the end pose, and the root displacement, all in
-    the frame of the start's facing and hip position. Start frames are subsampled with `stride`; the
-    nearest neighbour is an exact brute-force search (one matmul per block of queries). The winner is
-    moved into the query's start frame and blended linearly so both endpoints are met exactly.
-    """
-
-    def __init__(self, clips: list[np.ndarray], stride: int = 3, vel_weight: float = 10.0,
-                 disp_weight: float = 3.0):
-        self.positions = np.concatenate(clips).astype(np.float32)
-        lengths = np.array([len(c) for c in clips])
-        self.clip_start = np.repeat(np.cumsum(lengths) - lengths, lengths)
-        self.clip_end = np.repeat(np.cumsum(lengths), lengths)
-        self.stride, self.vel_weight, self.disp_weight = stride, vel_weight, disp_weight
-        self._db: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-    def _features(self, prev: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """(M, J, 3) each -> (M, D) float32 search features."""
-        c = facing_frame(start).to_canonical(np.stack([prev, start, end], 1))
-        disp = c[:, 2, PELVIS] - c[:, 1, PELVIS]
-        m = len(c)
-        return np.concatenate([c[:, 1].reshape(m, -1), self.vel_weight * (c[:, 1] - c[:, 0]).reshape(m, -1),
-                               c[:, 2].reshape(m, -1), self.disp_weight * disp], 1).astype(np.float32)
-
-    def _database(self, gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if gap not in self._db:
-            g = np.arange(len(self.positions))
-            offset = g - self.clip_start
-            ok = (offset >= 1) & (g + gap + 1 < self.clip_end) & (offset % self.stride == 0)
-            starts = g[ok]
-            p = self.positions
-            feats = np.concatenate([self._features(p[s - 1], p[s], p[s + gap + 1])
-                                    for s in np.array_split(starts, max(1, len(starts) // 20000))]) \
-                if len(starts) else np.zeros((0, 1), np.float32)
-            self._db[gap] = (starts, feats, np.einsum("md,md->m", feats, feats))
-        return self._db[gap]
-
-    def distances(self, windows: np.ndarray, start: int, gap: int, block: int = 128):
-        """The database's segment starts (M,), then, block by block of windows, each window's squared
-        feature distance to every segment (up to `block`, M): exact brute force, one matmul a block."""
-        starts, feats, sq = self._database(gap)
-        yield starts
-        w = windows.astype(np.float64)
-        q = self._features(w[:, start - 1], w[:, start], w[:, start + gap + 1])
-        for i in range(0, len(q), block):
-            yield sq[None] - 2.0 * q[i:i + block] @ feats.T
-
-    def inbetween(self, windows: np.ndarray, start: int, gap: int, block: int = 128) -> np.ndarray | None:
-        """(N, T, J, 3) windows with keys at `start` and `start + gap + 1` -> (N, gap, J, 3); None
-        when no database clip is long enough for the gap."""
-        found = self.distances(windows, start, gap, block)
-        starts = next(found)
-        if not len(starts):
-            return None
-        best = np.concatenate([np.argmin(d, axis=1) for d in found])
-        return self.paste(windows, start, gap, starts[best])
-
-    def paste(self, windows: np.ndarray, start: int, gap: int, at: np.ndarray) -> np.ndarray:
-        """The database's frames at[i]..at[i] + gap + 1 moved into window i's start frame and blended
-        linearly so both keys are met exactly: (N, gap, J, 3)."""
-        w = windows.astype(np.float64)
-        seg = self.positions[at[:, None] + np.arange(gap + 2)].astype(np.float64)
-        pasted = facing_frame(w[:, start]).to_world(facing_frame(seg[:, 0]).to_canonical(seg))
-        blend = (np.arange(gap + 2) / (gap + 1))[None, :, None, None]
-        d0 = (w[:, start] - pasted[:, 0])[:, None]
-        d1 = (w[:, start + gap + 1] - pasted[:, -1])[:, None]
-        return (pasted + (1.0 - blend) * d0 + blend * d1)[:, 1:-1]
 
 
 class MeanDepth:

@@ -32,6 +32,9 @@ HELDOUT_CMU = {"salsa/15.bvh", "salsa/30.bvh", "indian/15.bvh", "martial/10.bvh"
 STYLE_SYNONYMS = {"elderly": "old", "exhausted": "tired", "masculinity": "masculine"}
 CMU_ACTIONS = {"salsa": "salsa", "indian": "indian_dance", "martial": "martial_arts"}
 SPLITS = ("train", "val_takes", "val_heldout")
+# what the weights and a motion library are made from, for their CC BY-NC 4.0 attribution
+SOURCES = ("the Bandai Namco Research Motion Dataset, (c) 2022 Bandai Namco Research Inc., and CMU mocap "
+           "(mocap.cs.cmu.edu, NSF EIA-0196217)")
 
 
 def floor_height(positions: np.ndarray) -> float:

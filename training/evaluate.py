@@ -1,7 +1,7 @@
 """The evaluation contract: every task of the model and its baselines on one set of motion, as JSON.
 
     python -m training.evaluate --data DIR|cache:SPLIT [--checkpoint PATH] [--json OUT] [--seed S]
-                                [--plots DIR] [--fps FPS] [--max-clips N] [--threads N]
+                                [--plots DIR] [--fps FPS] [--max-clips N] [--threads N] [--library]
 
 Protocol (LaFAN1-style; windows start every 40 frames of each clip, at 30 fps, positions in metres
 with the clip's floor at y = 0, errors in mm on global joint positions unless said otherwise):
@@ -23,10 +23,13 @@ Windows and masks are fixed by the protocol (every mask from training/masks.py, 
 seed drives the model's sampling, one seed per window whatever the batching. Hidden entries are
 zeroed before the model sees them. A method that can't run (no checkpoint, no dataset cache for the
 retrieval baselines, no rotations for SLERP) reports null; so does a metric that does not apply.
+With --library every model row is the model with a motion library (model.library) of the same
+motion motion_matching retrieves from: its fills between full-body keys averaged with a retrieved one.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import sys
@@ -34,10 +37,11 @@ import time
 
 import numpy as np
 
+from model.library import MotionLibrary
 from model.representation import velocity_fill
 from model.skeleton import FEET, INDEX
 from training import metrics
-from training.baselines import MeanDepth, MeanPose, MotionMatcher, interpolate, slerp_inbetween
+from training.baselines import MeanDepth, MeanPose, interpolate, slerp_inbetween
 from training.bvh import TARGET_FPS
 from training.cli import run
 from training.dataset import MotionDataset
@@ -281,18 +285,25 @@ def _judged(judge, w: np.ndarray, labels: list[tuple[str | None, str | None]], f
 
 
 def evaluate(clips: list[Clip], train: MotionDataset | None = None, gen=None, judge=None, seed: int = 0,
-             plots: str | None = None) -> dict:
+             plots: str | None = None, library: bool = False) -> dict:
     """Every task on `clips`; `train` (the dataset cache) feeds the retrieval and mean baselines, its
-    train split only, minus any clip evaluated here (matched by name)."""
+    train split only, minus any clip evaluated here (matched by name). With `library`, the model's
+    gap fills draw on that same retrieval (Generator.library): the model with a motion library."""
     matcher = mean_depth = mean_pose = None
     if train is not None:
         names = {c.name for c in clips}
         keep = [i for i in train.clips("train") if train.names[i] not in names]
         pos = np.concatenate([train.clip(i) for i in keep])
-        matcher = MotionMatcher([train.clip(i) for i in keep])
+        matcher = MotionLibrary([train.clip(i) for i in keep])
         mean_depth, mean_pose = MeanDepth(pos), MeanPose(pos)
+    if library:
+        if gen is None or matcher is None:
+            raise FileNotFoundError("--library needs a model and the dataset cache (python -m training.dataset)")
+        gen = copy.copy(gen)  # the caller's generator keeps its own library
+        gen.library = matcher
     inb, film, inb_actions, inb_wins = inbetween(clips, matcher, gen, seed)
-    result = {"clips": len(clips), "frames": int(sum(len(c.positions) for c in clips)), "inbetween": inb,
+    result = {"clips": len(clips), "frames": int(sum(len(c.positions) for c in clips)), "library": library,
+              "inbetween": inb,
               "inbetween_by_action": inb_actions, "inbetween_model_wins": inb_wins,
               "sparse_keys": sparse_keys(clips, gen, seed), "predict": predict(clips, gen, seed),
               "extend": extend(clips, gen, seed),
@@ -353,6 +364,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-clips", type=int, help="evaluate this many clips, spread over the sorted list")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: the add-on's policy, half the cores "
                                                 "and at most 4; threads competing for busy cores run many times slower)")
+    ap.add_argument("--library", action="store_true",
+                    help="the model with a motion library: its gap fills averaged with motion matching's")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads or max(1, min(4, (os.cpu_count() or 2) // 2)))
@@ -372,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print(f"No classifier at {JUDGE_PATH} (python -m training.classifier): generate is null.", file=sys.stderr)
     t1 = time.time()
-    result = evaluate(clips, train, gen, judge, args.seed, args.plots)
+    result = evaluate(clips, train, gen, judge, args.seed, args.plots, args.library)
     print(table(result))
     print(f"loaded in {t1 - t0:.1f}s, evaluated in {time.time() - t1:.1f}s")
     if args.json:

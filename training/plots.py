@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from model.skeleton import PARENTS  # noqa: E402
-from training.baselines import facing_frame  # noqa: E402
+from model.library import facing_frame  # noqa: E402
 
 
 def error_vs_gap(inbetween: dict, path: str) -> None:

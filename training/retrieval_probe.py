@@ -1,4 +1,4 @@
-"""What retrieval would add beside the network (a measurement, not a method the generator uses):
+"""Why a motion library helps the network (model.library), window by window:
 
     python -m training.retrieval_probe [--data cache:val_heldout] [--checkpoint PATH]
 
@@ -14,31 +14,14 @@ import argparse
 
 import numpy as np
 
+from model.library import MotionLibrary
 from training import evaluate as ev
-from training.baselines import MotionMatcher
 from training.cli import run
 from training.dataset import MotionDataset
 from training.eval_clips import load_clips, run_model, windows
 from training.masks import inbetween_mask
 
-SAMPLES, APART = 10, 15  # retrieved segments per window, and how many frames apart their starts must be
-
-
-def nearest_apart(matcher: MotionMatcher, win: np.ndarray, start: int, gap: int, k: int = SAMPLES) -> np.ndarray:
-    """(N, k) database frames where the nearest segments start, each APART frames from the others."""
-    found = matcher.distances(win, start, gap)
-    starts, picks = next(found), []
-    for row in (r for d in found for r in np.argsort(d, 1)[:, :400]):
-        chosen: list[int] = []
-        for at in starts[row]:
-            if all(abs(int(at) - c) > APART for c in chosen):
-                chosen.append(int(at))
-            if len(chosen) == k:
-                break
-        if len(chosen) < k:
-            raise ValueError(f"fewer than {k} segments {APART} frames apart among the 400 nearest")
-        picks.append(chosen)
-    return np.array(picks)
+SAMPLES = 10  # retrieved segments per window
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     clips, train = load_clips(args.data), MotionDataset.load()
     names = {c.name for c in clips}
-    matcher = MotionMatcher([train.clip(i) for i in train.clips("train") if train.names[i] not in names])
+    matcher = MotionLibrary([train.clip(i) for i in train.clips("train") if train.names[i] not in names])
     gen = ev.load_model(args.checkpoint, required=True)
     C = ev.CONTEXT
     w, idx = windows(clips, C + max(ev.GAPS) + 1)
@@ -70,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     win, idx = windows(clips, C + g + 1)
     gap = slice(C, C + g)
     draws = run_model(gen, win, inbetween_mask(C + g + 1, C, g), 0, 40, n=SAMPLES)[:, :, gap]
-    picks = nearest_apart(matcher, win, C - 1, g)
+    picks = matcher.nearest(win, C - 1, g, SAMPLES)
     segments = np.stack([matcher.paste(win, C - 1, g, picks[:, k]) for k in range(SAMPLES)], 1)
     print(f"\n{g}-frame gap, {len(win)} windows: single / best of {SAMPLES} (mm), ratio")
     for name, s in (("model draws", draws), ("retrieved", segments), ("draw i + segment i", (draws + segments) / 2)):

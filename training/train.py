@@ -28,7 +28,7 @@ from model.generator import DEFAULT_WEIGHTS, sample_window
 from model.network import CVAE, Discriminator, ModelConfig
 from model.representation import Stats, finish
 from training.configs import TrainConfig, get_config, parse_overrides
-from training.dataset import DEFAULT_CACHE, MotionDataset
+from training.dataset import DEFAULT_CACHE, SOURCES, MotionDataset
 from training.losses import discriminator_loss, generator_losses
 from training.masks import frames_to_mask, inbetween_mask
 from training.plots import plot_log
@@ -196,8 +196,7 @@ def train(cfg: TrainConfig, data: str, out_dir: str, resume: bool, splits: list[
     if rank == 0:
         meta = meta_for(cfg, ds, step, {"elapsed_s": time.time() - start, "splits": splits, "init": origin, **known})
         save_training(ckpt_path, net, ema, disc, opt_g, opt_d, stats, meta)
-        licence = {"licence": "CC BY-NC 4.0 (trained on the Bandai Namco Research Motion Dataset, (c) 2022 "
-                              "Bandai Namco Research Inc.) and CMU mocap (mocap.cs.cmu.edu, NSF EIA-0196217)"}
+        licence = {"licence": f"CC BY-NC 4.0 (trained on {SOURCES})"}
         export([os.path.join(out_dir, "motion_cvae.safetensors")] + ([ship] if ship else []), ema, stats, meta,
                licence if ship else None)
         log_file.close()

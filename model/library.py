@@ -1,0 +1,189 @@
+"""A motion library: the recorded segment that best fits a gap, moved into place and blended so both
+keys are met (motion matching). Alone it is the evaluation's `motion_matching` baseline; beside the
+network (`Generator(library=...)`) each gap between two full-body keys is the average of the
+network's fill and a retrieved one. The two err on different windows (training.retrieval_probe: the
+per-window errors correlate 0.7-0.86), so their average is closer than either.
+
+A gap of g frames between a start key and an end key is matched on the start pose, the start
+velocity, the end pose and the root displacement, all in the frame of the start's facing and hip
+position. Start frames are subsampled with `stride`; the search is exact brute force, one matmul per
+block of queries. A library file is safetensors (fp16 positions, clip lengths) plus metadata: the
+recorded motion it holds keeps its licence, which the file names.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict, defaultdict
+
+import numpy as np
+
+from .representation import Frame
+from .skeleton import INDEX, JOINTS
+
+PELVIS = INDEX["pelvis"]
+THIGHS = (INDEX["l_thigh"], INDEX["r_thigh"])
+FORMAT = "motion-cvae-library"
+VERSION = 1
+WEIGHT = 0.5      # the retrieved segment's share of a gap beside the network (their plain average)
+RANKS = 10        # distinct nearest segments a variation may draw on
+APART = 15        # frames between the starts of two segments that count as distinct
+MAX_GAP = 240     # longer gaps are left to the network alone
+SHORTLIST = 400   # nearest starts searched for RANKS distinct ones
+CACHED_GAPS = 2   # search features kept for this many gap lengths (about 90 MB each for the train split)
+
+
+class LibraryError(RuntimeError):
+    """A library file that is missing, unreadable or for another skeleton; the message says which."""
+
+
+def facing_frame(pose: np.ndarray, pair: tuple[int, int] = THIGHS) -> Frame:
+    """Frame over the pelvis (horizontally) turned so the body faces +Z, as model/representation
+    decides it; `pair` is the (left, right) joints whose span defines the facing. pose (..., J, 3)."""
+    across = pose[..., pair[0], :] - pose[..., pair[1], :]
+    yaw = -np.arctan2(-across[..., 2], across[..., 0])
+    return Frame(pose[..., PELVIS, :] * np.array([1.0, 0.0, 1.0]), yaw)
+
+
+class MotionLibrary:
+    """Clips of canonical joint positions (floor at y = 0) searched for the segment that fits a gap."""
+
+    def __init__(self, clips: list[np.ndarray], stride: int = 3, vel_weight: float = 10.0,
+                 disp_weight: float = 3.0, meta: dict | None = None):
+        self.positions = np.concatenate(clips) if clips else np.zeros((0, len(JOINTS), 3), np.float32)
+        if self.positions.dtype not in (np.float16, np.float32):
+            self.positions = self.positions.astype(np.float32)
+        self.lengths = np.array([len(c) for c in clips], np.int64)
+        self.clip_start = np.repeat(np.cumsum(self.lengths) - self.lengths, self.lengths)
+        self.clip_end = np.repeat(np.cumsum(self.lengths), self.lengths)
+        self.stride, self.vel_weight, self.disp_weight = stride, vel_weight, disp_weight
+        self.meta = meta or {}
+        self._db: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+
+    def save(self, path: str, meta: dict) -> None:
+        """fp16 positions (half a millimetre at 2 m) and clip lengths; `meta` says where they came from."""
+        from safetensors.numpy import save_file
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        header = {"format": FORMAT, "version": str(VERSION), "joints": json.dumps(list(JOINTS)),
+                  "meta": json.dumps(meta)}
+        save_file({"positions": self.positions.astype(np.float16), "lengths": self.lengths}, path, metadata=header)
+
+    @classmethod
+    def load(cls, path: str) -> "MotionLibrary":
+        from safetensors import SafetensorError, safe_open
+        name = os.path.basename(path)
+        if not os.path.isfile(path):
+            raise LibraryError(f"Motion library not found at {path}: build one with `python -m training.library`, "
+                               "or clear the library path.")
+        try:
+            with safe_open(path, "np") as f:
+                header, arrays = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise LibraryError(f"{name}: not a readable safetensors file ({exc}).") from None
+        if header.get("format") != FORMAT or header.get("version") != str(VERSION):
+            raise LibraryError(f"{name} is not a motion library of version {VERSION} (a model checkpoint?): "
+                               "build one with `python -m training.library`.")
+        if tuple(json.loads(header["joints"])) != JOINTS or set(arrays) != {"positions", "lengths"}:
+            raise LibraryError(f"{name} holds another skeleton's motion; rebuild it with this release.")
+        lengths, positions = arrays["lengths"], arrays["positions"]
+        if lengths.sum() != len(positions) or (lengths < 1).any():
+            raise LibraryError(f"{name}: its clip lengths don't add up to its frames; the file is corrupt.")
+        return cls(np.split(positions, np.cumsum(lengths)[:-1]), meta=json.loads(header.get("meta", "{}")))
+
+    def _features(self, prev: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """(M, J, 3) each -> (M, D) float32 search features."""
+        c = facing_frame(start).to_canonical(np.stack([prev, start, end], 1))
+        disp = c[:, 2, PELVIS] - c[:, 1, PELVIS]
+        m = len(c)
+        return np.concatenate([c[:, 1].reshape(m, -1), self.vel_weight * (c[:, 1] - c[:, 0]).reshape(m, -1),
+                               c[:, 2].reshape(m, -1), self.disp_weight * disp], 1).astype(np.float32)
+
+    def _database(self, gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if gap in self._db:
+            self._db.move_to_end(gap)
+            return self._db[gap]
+        g = np.arange(len(self.positions))
+        offset = g - self.clip_start
+        starts = g[(offset >= 1) & (g + gap + 1 < self.clip_end) & (offset % self.stride == 0)]
+        p = self.positions
+        feats = np.concatenate([self._features(*(p[i].astype(np.float64) for i in (s - 1, s, s + gap + 1)))
+                                for s in np.array_split(starts, max(1, len(starts) // 20000))]) \
+            if len(starts) else np.zeros((0, 1), np.float32)
+        self._db[gap] = (starts, feats, np.einsum("md,md->m", feats, feats))
+        if len(self._db) > CACHED_GAPS:
+            self._db.popitem(last=False)
+        return self._db[gap]
+
+    def distances(self, windows: np.ndarray, start: int, gap: int, block: int = 128):
+        """The database's segment starts (M,), then, block by block of windows, each window's squared
+        feature distance to every segment (up to `block`, M): exact brute force, one matmul a block."""
+        starts, feats, sq = self._database(gap)
+        yield starts
+        w = windows.astype(np.float64)
+        q = self._features(w[:, start - 1], w[:, start], w[:, start + gap + 1])
+        for i in range(0, len(q), block):
+            yield sq[None] - 2.0 * q[i:i + block] @ feats.T
+
+    def nearest(self, windows: np.ndarray, start: int, gap: int, k: int = 1) -> np.ndarray | None:
+        """(N, k) database frames where each window's k nearest segments start, each more than APART
+        frames from the others (the last repeated if fewer are that far apart); None when no clip is
+        long enough for the gap."""
+        found = self.distances(windows, start, gap)
+        starts = next(found)
+        if not len(starts):
+            return None
+        if k == 1:
+            return np.concatenate([starts[np.argmin(d, axis=1)] for d in found])[:, None]
+        picks = []
+        for d in found:
+            short = np.argpartition(d, min(SHORTLIST, d.shape[1] - 1), axis=1)[:, :SHORTLIST]
+            for row, cand in zip(d, short):
+                chosen: list[int] = []
+                for at in starts[cand[np.argsort(row[cand])]]:
+                    if all(abs(int(at) - c) > APART for c in chosen):
+                        chosen.append(int(at))
+                        if len(chosen) == k:
+                            break
+                picks.append(chosen + chosen[-1:] * (k - len(chosen)))
+        return np.array(picks)
+
+    def inbetween(self, windows: np.ndarray, start: int, gap: int) -> np.ndarray | None:
+        """(N, T, J, 3) windows with keys at `start` and `start + gap + 1` -> (N, gap, J, 3), the
+        nearest segment's fill; None when no database clip is long enough for the gap."""
+        at = self.nearest(windows, start, gap)
+        return None if at is None else self.paste(windows, start, gap, at[:, 0])
+
+    def paste(self, windows: np.ndarray, start: int, gap: int, at: np.ndarray) -> np.ndarray:
+        """The database's frames at[i]..at[i] + gap + 1 moved into window i's start frame and blended
+        linearly so both keys are met exactly: (N, gap, J, 3)."""
+        w = windows.astype(np.float64)
+        seg = self.positions[at[:, None] + np.arange(gap + 2)].astype(np.float64)
+        pasted = facing_frame(w[:, start]).to_world(facing_frame(seg[:, 0]).to_canonical(seg))
+        blend = (np.arange(gap + 2) / (gap + 1))[None, :, None, None]
+        d0 = (w[:, start] - pasted[:, 0])[:, None]
+        d1 = (w[:, start + gap + 1] - pasted[:, -1])[:, None]
+        return (pasted + (1.0 - blend) * d0 + blend * d1)[:, 1:-1]
+
+    def blend_gaps(self, motion: np.ndarray, keyed: np.ndarray, rank: int = 0, weight: float = WEIGHT) -> np.ndarray:
+        """motion (B, n, L, J, 3), keyed (B, L) frames whose every joint is a key -> the same with each
+        gap between two keys moved `weight` of the way to a retrieved fill: variation i draws on the
+        (rank + i)-th nearest distinct segment (modulo RANKS), searched with variation 0's velocity
+        into the gap (a key on the first frame: its velocity out of the key). Keys are untouched."""
+        n = motion.shape[1]
+        before = 2.0 * motion[:, :, :1] - motion[:, :, 1:2]  # a frame before the first, for its velocity
+        out = np.concatenate([before, motion], 2).astype(np.float64)
+        ranks = (rank + np.arange(n)) % RANKS
+        gaps: dict[tuple[int, int], list[int]] = defaultdict(list)  # (first key, gap) -> windows
+        for b, row in enumerate(keyed):
+            keys = np.flatnonzero(row) + 1
+            for a, e in zip(keys[:-1], keys[1:]):
+                if 1 <= e - a - 1 <= MAX_GAP:
+                    gaps[(int(a), int(e - a - 1))].append(b)
+        for (a, g), rows in gaps.items():
+            at = self.nearest(out[rows, 0], a, g, int(ranks.max()) + 1)
+            if at is None:
+                continue
+            for i in range(n):
+                fill = self.paste(out[rows, i], a, g, at[:, ranks[i]])
+                out[rows, i, a + 1:a + 1 + g] += weight * (fill - out[rows, i, a + 1:a + 1 + g])
+        return out[:, :, 1:].astype(motion.dtype)
