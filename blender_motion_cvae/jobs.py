@@ -16,6 +16,7 @@ import numpy as np
 
 RUNTIME = ("torch", "safetensors")
 _generators: dict[tuple, object] = {}
+_libraries: dict[str, tuple[float, object]] = {}
 _vocab: dict[str, tuple[float, list[str], list[str]]] = {}
 
 
@@ -89,6 +90,26 @@ def generator(device: str = "auto", override: str = ""):
     return _generators[key]
 
 
+def with_library(gen, path: str):
+    """The generator with the motion library at `path` (cached: reading one costs a second), or
+    without one for an empty path."""
+    import copy
+    if not path:
+        return gen
+    from ..model.library import LibraryError, MotionLibrary
+    path = os.path.abspath(path)
+    stamp = os.path.getmtime(path) if os.path.exists(path) else None
+    try:
+        if stamp is None or path not in _libraries or _libraries[path][0] != stamp:
+            _libraries[path] = (stamp, MotionLibrary.load(path))
+    except LibraryError as exc:
+        raise ModelError(f"{exc} (Edit > Preferences > Add-ons > Motion CVAE > Motion Library; or turn "
+                         "Motion Library off in the panel)") from None
+    gen = copy.copy(gen)  # the cached generator stays library-free for other settings
+    gen.library = _libraries[path][1]
+    return gen
+
+
 def _limit_threads() -> None:
     """Half the cores, at most 4: Blender keeps working beside the model, and torch's OpenMP threads
     slow to a crawl when they compete for cores (measured inside Blender: 1 thread 0.07 s, 2 threads
@@ -109,6 +130,7 @@ class Request:
     weights: str = ""
     variety: float = 1.0  # the prior's temperature (Generator.sample)
     plant_feet: bool = True  # feet held still while they bear weight (model.feet)
+    library: str = ""        # a motion library file (model.library), empty for the model alone
 
 
 class Job:
@@ -128,12 +150,12 @@ class Job:
 
     def run(self) -> np.ndarray:
         r = self.request
-        gen = generator(r.device, r.weights)
+        gen = with_library(generator(r.device, r.weights), r.library)
         from ..model.generator import Cancelled as GeneratorCancelled
         try:
             self.result = gen.sample(r.observed, r.mask, action=r.action, style=r.style, n=r.variations,
                                      seed=r.seed, progress=self._progress, temperature=r.variety,
-                                     plant_feet=r.plant_feet)
+                                     plant_feet=r.plant_feet, rank=r.seed)
         except GeneratorCancelled:
             raise Cancelled("Cancelled: nothing was changed.") from None
         except ValueError as exc:  # unknown label, bad shapes

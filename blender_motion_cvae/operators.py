@@ -11,7 +11,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 
 from . import jobs, rig_io, tasks
 from .prefs import addon_prefs
-from .properties import DEVICES, MAX_VARIETY, PLANT_FEET_HELP, VARIETY_HELP
+from .properties import DEVICES, LIBRARY_HELP, MAX_VARIETY, PLANT_FEET_HELP, VARIETY_HELP
 from .rig_io import RigError
 
 _running: list[jobs.Job] = []  # at most one job at a time: the model and the rig are shared
@@ -30,6 +30,7 @@ class _MotionOperator:
     variety: FloatProperty(name="Variety", default=1.0, min=0.0, max=MAX_VARIETY, step=10,
                            description=VARIETY_HELP)  # type: ignore[valid-type]
     plant_feet: BoolProperty(name="Plant Feet", default=True, description=PLANT_FEET_HELP)  # type: ignore[valid-type]
+    use_library: BoolProperty(name="Motion Library", default=True, description=LIBRARY_HELP)  # type: ignore[valid-type]
     device: EnumProperty(name="Device", items=DEVICES, default="AUTO")  # type: ignore[valid-type]
 
     @classmethod
@@ -50,9 +51,10 @@ class _MotionOperator:
     def _options(self, context) -> tasks.Options:
         given = {name: getattr(self, name) if self.properties.is_property_set(name) else None
                  for name in ("frame_start", "frame_end", "action_label", "style_label", "variations",
-                              "seed", "variety", "plant_feet", "device", "frames") if hasattr(self, name)}
+                              "seed", "variety", "plant_feet", "use_library", "device", "frames") if hasattr(self, name)}
         prefs = addon_prefs(context)
-        return tasks.Options(**given, weights=prefs.weights_path if prefs else "")
+        return tasks.Options(**given, weights=prefs.weights_path if prefs else "",
+                             library=prefs.library_path if prefs else "")
 
     def _fail(self, exc: Exception) -> set[str]:
         if isinstance(exc, jobs.Cancelled):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import bpy
 
 from . import jobs
+from .prefs import addon_prefs
 
 
 def _armature(context):
@@ -53,6 +54,10 @@ class MOTION_CVAE_PT_main(_Sidebar, bpy.types.Panel):
         col.prop(s, "seed")
         col.prop(s, "variety", slider=True)
         col.prop(s, "plant_feet")
+        prefs = addon_prefs(context)
+        row = col.row()
+        row.enabled = bool(prefs and prefs.library_path)  # set one in the add-on preferences
+        row.prop(s, "use_library")
         col.prop(s, "device")
         col = layout.column(align=True)
         col.enabled = not missing

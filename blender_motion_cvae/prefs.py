@@ -1,4 +1,4 @@
-"""Add-on preferences: where the weights come from, and PyTorch installed on request.
+"""Add-on preferences: where the weights and the motion library come from, and PyTorch installed on request.
 
 Blender ships numpy but not PyTorch or safetensors. "Install PyTorch" runs Blender's own Python's pip
 with --target into this extension's user folder (kept across extension upgrades), pinned so that
@@ -58,12 +58,17 @@ class MotionCVAEPreferences(bpy.types.AddonPreferences):
     weights_path: StringProperty(name="Weights", subtype='FILE_PATH',
                                  description="A .safetensors checkpoint to use instead of the shipped one "
                                              "(empty: shipped weights)")  # type: ignore[valid-type]
+    library_path: StringProperty(name="Motion Library", subtype='FILE_PATH',
+                                 description="A motion library (.safetensors) built from mocap with `python -m "
+                                             "training.library`: fills between full-body keys draw on its nearest "
+                                             "recorded motion (empty: the model alone)")  # type: ignore[valid-type]
     torch_variant: EnumProperty(name="Build", items=[("CPU", "CPU", "Works everywhere (about 200 MB)"),
                                                      ("CUDA", "CUDA", "NVIDIA GPUs (several GB)")])  # type: ignore[valid-type]
 
     def draw(self, context):
         layout = self.layout
         layout.prop(self, "weights_path")
+        layout.prop(self, "library_path")
         missing = jobs.missing_runtime()
         row = layout.row()
         row.label(text=f"Not installed: {', '.join(missing)}" if missing else "PyTorch is installed",

@@ -16,6 +16,9 @@ VARIETY_HELP = ("How far results may stray from the most likely motion: 0 gives 
                 "1 the model's own spread, more makes variations differ more and keep less close to real motion")
 PLANT_FEET_HELP = ("Hold each generated foot still while it bears weight (keys stay exact); off leaves the feet "
                    "as the model made them, for slides and spins")
+LIBRARY_HELP = ("Average each gap between full-body keys with the nearest recorded motion of the library set in "
+                "the add-on preferences (the seed picks which of its ten nearest); off, or no library set: the "
+                "model alone")
 _items_alive: dict[str, list] = {}  # Blender keeps no reference to dynamic enum items: we must
 
 
@@ -56,6 +59,8 @@ class MotionCVAESettings(bpy.types.PropertyGroup):
                            description=VARIETY_HELP)  # type: ignore[valid-type]
     plant_feet: BoolProperty(name="Plant Feet", default=True,
                              description=PLANT_FEET_HELP)  # type: ignore[valid-type]
+    use_library: BoolProperty(name="Motion Library", default=True,
+                              description=LIBRARY_HELP)  # type: ignore[valid-type]
     device: EnumProperty(name="Device", items=DEVICES, default="AUTO")  # type: ignore[valid-type]
     extend_frames: IntProperty(name="Extend Frames", default=30, min=1, max=3000,
                                description="Frames generated past the last key")  # type: ignore[valid-type]

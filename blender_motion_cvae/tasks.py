@@ -6,6 +6,7 @@ that can be refused is refused in `plan`, so a refusal leaves the scene exactly 
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -29,9 +30,11 @@ class Options:
     seed: int | None = None
     variety: float | None = None
     plant_feet: bool | None = None
+    use_library: bool | None = None
     device: str | None = None
     frames: int | None = None   # Extend only
     weights: str = ""
+    library: str = ""           # the preferences' motion library, used when use_library
 
 
 def resolve(settings, mode: str, opts: Options) -> Options:
@@ -43,8 +46,9 @@ def resolve(settings, mode: str, opts: Options) -> Options:
     return Options(opts.frame_start, opts.frame_end, label(opts.action_label, settings.action_label),
                    label(opts.style_label, settings.style_label), pick(opts.variations, settings.variations),
                    pick(opts.seed, seed), pick(opts.variety, settings.variety),
-                   pick(opts.plant_feet, settings.plant_feet), pick(opts.device, settings.device).lower(),
-                   pick(opts.frames, settings.extend_frames), opts.weights)
+                   pick(opts.plant_feet, settings.plant_feet), pick(opts.use_library, settings.use_library),
+                   pick(opts.device, settings.device).lower(), pick(opts.frames, settings.extend_frames), opts.weights,
+                   opts.library)
 
 
 @dataclass
@@ -138,7 +142,8 @@ def plan(context, obj, mode: str, opts: Options) -> Plan:
     checks.check_biped(obj, clip)
     observed, mask = clip.model_inputs()
     request = jobs.Request(observed, mask, opts.action_label, opts.style_label, opts.variations, opts.seed,
-                           opts.device, opts.weights, opts.variety, opts.plant_feet)
+                           opts.device, opts.weights, opts.variety, opts.plant_feet,
+                           opts.library if opts.use_library else "")
     return Plan(mode, source, slot, clip, request)
 
 
@@ -162,7 +167,7 @@ def finish(obj, plan: Plan, motion: np.ndarray) -> list:
     frames = [int(plan.clip.frames[0]), int(plan.clip.frames[-1])]
     for action, _ in created:
         action["motion_cvae"] = {"mode": plan.mode, "source": base, "seed": r.seed, "variety": r.variety,
-                                 "plant_feet": r.plant_feet,
+                                 "plant_feet": r.plant_feet, "library": os.path.basename(r.library),
                                  "action": r.action or "any", "style": r.style or "any", "frames": frames}  # provenance, for users and scripts
         settings.results.add().action = action
     if plan.mode in ("fill", "resample"):

@@ -1,7 +1,8 @@
 """Fill Gaps end to end on a 240-frame, 60-bone rig (Mixamo names, fingers, face), keys every 20
-frames, through the installed extension; times after the model is loaded. Prints JSON.
+frames, through the installed extension; times after the model is loaded. Prints JSON. With a
+motion library (training.library), the same fill is also timed with it, alternating, in this run.
 
-    python scripts/bench_fill_gaps.py [--runs 7] [--weights PATH]
+    python scripts/bench_fill_gaps.py [--runs 7] [--weights PATH] [--library PATH]
 """
 from __future__ import annotations
 
@@ -33,9 +34,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--weights", default="", help="checkpoint to use instead of the shipped weights")
+    ap.add_argument("--library", default="", help="a motion library to time beside the model alone")
     args = ap.parse_args()
     addon = rigs.session(weights=args.weights)
     import bpy
+    bpy.context.preferences.addons[rigs.MODULE].preferences.library_path = os.path.abspath(args.library) \
+        if args.library else ""
     positions = clip_240(addon)
     rigs.new_scene("bench")
     obj = rigs.build_armature("Bench", "mixamo", fingers=True, face=True, extra_spine=True, root=True,
@@ -48,10 +52,10 @@ def main() -> None:
         if hasattr(obj.animation_data, "action_slot"):
             obj.animation_data.action_slot = action.slots[0]
 
-    def fill() -> float:
+    def fill(use_library: bool = False) -> float:
         play_source()
         start = time.perf_counter()
-        result = bpy.ops.motion_cvae.fill_gaps(seed=0)
+        result = bpy.ops.motion_cvae.fill_gaps(seed=0, use_library=use_library)
         elapsed = time.perf_counter() - start
         assert result == {"FINISHED"}, result
         bpy.data.actions.remove(obj.animation_data.action)
@@ -74,7 +78,12 @@ def main() -> None:
         return [t1 - t0, t2 - t1, t3 - t2]
 
     load = fill()  # imports torch and loads the weights
-    times = [fill() for _ in range(args.runs)]
+    library_first = fill(True) if args.library else None  # reads the library, builds its search features
+    times, with_library = [], []
+    for _ in range(args.runs):
+        times.append(fill())
+        if args.library:
+            with_library.append(fill(True))
     steps = np.median([phases() for _ in range(args.runs)], axis=0)
     import torch
     print(json.dumps({
@@ -85,6 +94,8 @@ def main() -> None:
         "median_model_s": round(steps[1], 4), "median_write_s": round(steps[2], 4),
         "load_average": round(os.getloadavg()[0], 2), "torch_threads": torch.get_num_threads(),
         "device": "cpu", "cpu_count": os.cpu_count(),
+        **({"library": os.path.basename(args.library), "library_first_call_s": round(library_first, 3),
+            "library_median_s": round(float(np.median(with_library)), 4)} if args.library else {}),
     }))
 
 

@@ -123,6 +123,35 @@ def test_plant_feet_is_a_choice_recorded_with_the_result(addon, armature):
     assert skate[True] < skate[False], skate
 
 
+def test_a_motion_library_is_a_choice_recorded_with_the_result(addon, armature, tmp_path):
+    """With a library in the preferences, fills draw on it unless Motion Library is off; the file is
+    named in the result's provenance. A missing file is refused with the fix, and nothing changes."""
+    import bpy
+    from training.library import build
+    source = bpy.data.actions["UiWalk"]
+    prefs = bpy.context.preferences.addons[rigs.MODULE].preferences
+    library = str(tmp_path / "walks.safetensors")
+    build(rigs.FIXTURES, library)
+    written = {}
+    try:
+        prefs.library_path = library
+        for use in (True, False):
+            play(armature, source)
+            assert run("fill_gaps", seed=1, use_library=use) == ({"FINISHED"}, "")
+            assert armature.animation_data.action["motion_cvae"]["library"] == ("walks.safetensors" if use else "")
+            written[use] = _written(addon, armature)
+        assert np.abs(written[True] - written[False]).max() > 1e-3
+        prefs.library_path = str(tmp_path / "gone.safetensors")
+        play(armature, source)
+        before = len(bpy.data.actions)
+        result, message = run("fill_gaps", seed=1)
+        assert result == {"CANCELLED"} and "Motion library not found" in message and "panel" in message
+        assert len(bpy.data.actions) == before and armature.animation_data.action == source
+    finally:
+        prefs.library_path = ""
+        play(armature, source)
+
+
 def test_panels_and_preferences_draw(addon, armature):
     import bpy
     ui = addon.blender_motion_cvae
