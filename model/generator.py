@@ -229,8 +229,8 @@ class Generator:
         and, with `plant_feet`, feet held still while they bear weight (feet.plant_feet)."""
         if self.library is not None and rank is not None:
             length = out.shape[-3]
-            keyed = mask.all((-2, -1)).reshape(-1, length)
-            out = self.library.blend_gaps(out.reshape((len(keyed), -1) + out.shape[-3:]), keyed, rank).reshape(out.shape)
+            seen = mask.reshape((-1, length) + mask.shape[-2:])
+            out = self.library.blend_gaps(out.reshape((len(seen), -1) + out.shape[-3:]), seen, rank).reshape(out.shape)
         pasted = np.where(mask, observed, from_skeleton(out, *fit))
         out = rigid_bones(keep_key_velocities(pasted, observed, mask), observed, mask)
         return (planted(out, mask, self.fps, fit[0]) if plant_feet else out).astype(np.float32)

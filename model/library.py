@@ -164,20 +164,22 @@ class MotionLibrary:
         d1 = (w[:, start + gap + 1] - pasted[:, -1])[:, None]
         return (pasted + (1.0 - blend) * d0 + blend * d1)[:, 1:-1]
 
-    def blend_gaps(self, motion: np.ndarray, keyed: np.ndarray, rank: int = 0, weight: float = WEIGHT) -> np.ndarray:
-        """motion (B, n, L, J, 3), keyed (B, L) frames whose every joint is a key -> the same with each
-        gap between two keys moved `weight` of the way to a retrieved fill: variation i draws on the
-        (rank + i)-th nearest distinct segment (modulo RANKS), searched with variation 0's velocity
-        into the gap (a key on the first frame: its velocity out of the key). Keys are untouched."""
+    def blend_gaps(self, motion: np.ndarray, observed: np.ndarray, rank: int = 0, weight: float = WEIGHT) -> np.ndarray:
+        """motion (B, n, L, J, 3), observed (B, L, ...) its observed entries -> the same with each gap
+        (frames with nothing observed) between two full-body keys moved `weight` of the way to a
+        retrieved fill: variation i draws on the (rank + i)-th nearest distinct segment (modulo
+        RANKS), searched with variation 0's velocity into the gap (a key on the first frame: its
+        velocity out of the key). A gap holding a partial key is left to the network, which meets it."""
         n = motion.shape[1]
         before = 2.0 * motion[:, :, :1] - motion[:, :, 1:2]  # a frame before the first, for its velocity
         out = np.concatenate([before, motion], 2).astype(np.float64)
         ranks = (rank + np.arange(n)) % RANKS
         gaps: dict[tuple[int, int], list[int]] = defaultdict(list)  # (first key, gap) -> windows
-        for b, row in enumerate(keyed):
+        seen = observed.reshape(observed.shape[:2] + (-1,))
+        for b, (row, empty) in enumerate(zip(seen.all(-1), ~seen.any(-1))):
             keys = np.flatnonzero(row) + 1
             for a, e in zip(keys[:-1], keys[1:]):
-                if 1 <= e - a - 1 <= MAX_GAP:
+                if 1 <= e - a - 1 <= MAX_GAP and empty[a:e - 1].all():
                     gaps[(int(a), int(e - a - 1))].append(b)
         for (a, g), rows in gaps.items():
             at = self.nearest(out[rows, 0], a, g, int(ranks.max()) + 1)

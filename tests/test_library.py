@@ -113,6 +113,10 @@ def test_gaps_without_two_full_keys_are_left_alone(walk):
     one_key = np.zeros(60, bool)
     one_key[30] = True  # prediction past a key, nothing to meet
     np.testing.assert_array_equal(library.blend_gaps(motion, one_key[None]), motion)
+    partial = np.zeros((60, 21), bool)
+    partial[[5, 40]] = True
+    partial[20, 3] = True  # one joint keyed inside the gap: the network meets it, retrieval would not
+    np.testing.assert_array_equal(library.blend_gaps(motion, partial[None]), motion)
     long_gap = np.zeros(MAX_GAP + 3, bool)
     long_gap[[1, MAX_GAP + 2]] = True
     motion = np.zeros((1, 1, MAX_GAP + 3, 21, 3))
