@@ -90,6 +90,14 @@ def generator(device: str = "auto", override: str = ""):
     return _generators[key]
 
 
+def library_path(override: str = "") -> str:
+    """The preferences' motion library, else the one a release zip bundles, else none ("")."""
+    if override:
+        return os.path.abspath(override)
+    from ..model.library import BUNDLED
+    return BUNDLED if os.path.isfile(BUNDLED) else ""
+
+
 def with_library(gen, path: str):
     """The generator with the motion library at `path` (cached: reading one costs a second), or
     without one for an empty path."""

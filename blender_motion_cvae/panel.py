@@ -56,7 +56,7 @@ class MOTION_CVAE_PT_main(_Sidebar, bpy.types.Panel):
         col.prop(s, "plant_feet")
         prefs = addon_prefs(context)
         row = col.row()
-        row.enabled = bool(prefs and prefs.library_path)  # set one in the add-on preferences
+        row.enabled = bool(jobs.library_path(prefs.library_path if prefs else ""))  # set, or bundled
         row.prop(s, "use_library")
         col.prop(s, "device")
         col = layout.column(align=True)

@@ -143,7 +143,7 @@ def plan(context, obj, mode: str, opts: Options) -> Plan:
     observed, mask = clip.model_inputs()
     request = jobs.Request(observed, mask, opts.action_label, opts.style_label, opts.variations, opts.seed,
                            opts.device, opts.weights, opts.variety, opts.plant_feet,
-                           opts.library if opts.use_library else "")
+                           jobs.library_path(opts.library) if opts.use_library else "")
     return Plan(mode, source, slot, clip, request)
 
 

@@ -23,6 +23,8 @@ from .skeleton import INDEX, JOINTS
 
 PELVIS = INDEX["pelvis"]
 THIGHS = (INDEX["l_thigh"], INDEX["r_thigh"])
+# where a release zip carries a library (scripts/build_extension.py --library); never committed
+BUNDLED = os.path.join(os.path.dirname(__file__), "weights", "library.safetensors")
 FORMAT = "motion-cvae-library"
 VERSION = 1
 WEIGHT = 0.5      # the retrieved segment's share of a gap beside the network (their plain average)

@@ -1,7 +1,11 @@
 """Validate and build the extension zip exactly as `blender --command extension build` would, using
 the builder inside the installed `bpy` package, then check the zip holds only what may ship.
 
-    python scripts/build_extension.py [--output-dir dist]
+    python scripts/build_extension.py [--output-dir dist] [--library PATH]
+
+`--library` bundles a motion library (python -m training.library) as model/weights/library.safetensors,
+which the add-on then uses unless its preferences name another: the release carries the recorded
+motion (and its licence), the repository never does.
 """
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import argparse
 import glob
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -17,12 +22,15 @@ import zipfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = ("blender_manifest.toml", "__init__.py", "blender_motion_cvae/", "model/")
 WEIGHTS = ("model/weights/motion_cvae.safetensors", "model/weights/motion_cvae.json")
+LIBRARY = "model/weights/library.safetensors"
 
 
-def may_ship(name: str) -> bool:
-    """The add-on's code and the generator's weights only: model/weights/ also holds files that
-    must not ship (the evaluation classifier)."""
-    return name in WEIGHTS if name.startswith("model/weights/") else name.startswith(SHIPPED)
+def may_ship(name: str, library: bool = False) -> bool:
+    """The add-on's code and the generator's weights only (and a library when asked for):
+    model/weights/ also holds files that must not ship (the evaluation classifier)."""
+    if name.startswith("model/weights/"):
+        return name in WEIGHTS or (library and name == LIBRARY)
+    return name.startswith(SHIPPED)
 
 
 def blender_ext() -> tuple[str, str]:
@@ -35,8 +43,26 @@ def blender_ext() -> tuple[str, str]:
             os.path.join(scripts, "modules", "_bpy_internal", "extensions", "tags.py"))
 
 
-def build(output_dir: str = os.path.join(ROOT, "dist")) -> str:
-    """Build and check; returns the zip's path. Raises RuntimeError on any problem."""
+def build(output_dir: str = os.path.join(ROOT, "dist"), library: str | None = None) -> str:
+    """Build and check, with `library` bundled if given; returns the zip's path. Raises
+    RuntimeError on any problem."""
+    bundled = os.path.join(ROOT, LIBRARY)
+    if not library:
+        return _build(output_dir, False)
+    sys.path.insert(0, ROOT)
+    from model.library import LibraryError, MotionLibrary
+    try:
+        MotionLibrary.load(library)
+    except LibraryError as exc:
+        raise RuntimeError(str(exc)) from None
+    shutil.copyfile(library, bundled)
+    try:
+        return _build(output_dir, True)
+    finally:
+        os.remove(bundled)
+
+
+def _build(output_dir: str, library: bool) -> str:
     script, tags = blender_ext()
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(ROOT, "blender_manifest.toml"), "rb") as f:
@@ -50,7 +76,7 @@ def build(output_dir: str = os.path.join(ROOT, "dist")) -> str:
             raise RuntimeError(f"blender_ext.py {args[0]} failed:\n{done.stdout}{done.stderr}")
     with zipfile.ZipFile(path) as z:
         names = z.namelist()
-    stray = [n for n in names if not may_ship(n)]
+    stray = [n for n in names if not may_ship(n, library)]
     if stray:
         raise RuntimeError(f"{path} holds files that must not ship: {', '.join(stray[:10])}; "
                            "extend [build] paths_exclude_pattern in blender_manifest.toml")
@@ -63,7 +89,9 @@ def build(output_dir: str = os.path.join(ROOT, "dist")) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default=os.path.join(ROOT, "dist"))
-    print(build(parser.parse_args().output_dir))
+    parser.add_argument("--library", help="a motion library to bundle (python -m training.library)")
+    args = parser.parse_args()
+    print(build(args.output_dir, args.library))
 
 
 if __name__ == "__main__":
