@@ -34,6 +34,10 @@ def test_a_library_file_round_trips_and_names_its_source(tmp_path):
     np.testing.assert_array_equal(loaded.lengths, built.lengths)
     np.testing.assert_array_equal(loaded.positions, built.positions.astype(np.float16))
     assert loaded.meta["source"] == folder and loaded.meta["frames"] == len(loaded.positions)
+    without_salsa = build(folder, path, exclude=("salsa",))
+    assert len(without_salsa.lengths) == 1 and MotionLibrary.load(path).meta["excluded"] == ["salsa"]
+    with pytest.raises(FileNotFoundError, match="No clips left"):
+        build(folder, path, exclude=("salsa", "indian"))
 
 
 def test_bad_library_files_are_refused_with_a_reason(walk, tmp_path):
