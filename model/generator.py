@@ -27,7 +27,7 @@ from .body_size import body_fit, from_skeleton, rigid_bones, to_skeleton
 from .feet import plant_feet as planted
 from .library import MotionLibrary
 from .representation import (Stats, Window, facing_unobserved, finish, full_mask, keep_key_velocities,
-                             network_input, prepare, residual_to_features)
+                             network_input, prepare, residual_to_features, smooth_hidden)
 from .skeleton import JOINTS
 
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "motion_cvae.safetensors")
@@ -222,11 +222,13 @@ class Generator:
 
     def _restored(self, out: np.ndarray, observed: np.ndarray, mask: np.ndarray, fit, plant_feet: bool,
                   rank: int | None) -> np.ndarray:
-        """Output made at the training skeleton's proportions, its gaps averaged with the library's
-        fills unless `rank` is None (retrieved at those proportions: the library's bodies), back at
-        the body's own, observed entries exact, keys left at the velocity their observed neighbours
-        give them (keep_key_velocities), bones seen from one side kept rigid (body_size.rigid_bones)
-        and, with `plant_feet`, feet held still while they bear weight (feet.plant_feet)."""
+        """Output made at the training skeleton's proportions, its jolts between keys smoothed out
+        (smooth_hidden), its gaps averaged with the library's fills unless `rank` is None (recorded
+        motion, not smoothed; retrieved at those proportions: the library's bodies), back at the
+        body's own, observed entries exact, keys passed at the velocity their observed neighbours or
+        the fill on both sides give them (keep_key_velocities), bones seen from one side kept rigid
+        (body_size.rigid_bones) and, with `plant_feet`, feet held still while they bear weight."""
+        out = smooth_hidden(out, mask)
         if self.library is not None and rank is not None:
             length = out.shape[-3]
             seen = mask.reshape((-1, length) + mask.shape[-2:])

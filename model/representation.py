@@ -213,24 +213,46 @@ def _tangent(d: np.ndarray, cut: np.ndarray) -> np.ndarray:
 
 
 KEY_VELOCITY_REACH = 10  # frames over which keep_key_velocities blends its correction out
+BINOMIAL = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+
+def smooth_hidden(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """One pass of a 5-frame binomial filter in time over hidden entries between two observed ones,
+    everything else kept. It takes out the single-frame jolts the network's fills have halfway between
+    keys, where the unit of its output (Stats.residual_scale, by distance to the nearest key) turns;
+    past the last key, before the first and where an entry is never observed it does not turn."""
+    mask = np.broadcast_to(mask, values.shape)
+    t_len = values.shape[-3]
+    prev, nxt = _nearest_keys(mask)
+    idx = np.clip(np.arange(t_len)[:, None] + np.arange(-2, 3)[None], 0, t_len - 1)   # (T, 5)
+    smoothed = np.tensordot(np.take(values.astype(np.float64), idx, axis=-3), BINOMIAL, axes=([-3], [0]))
+    # np.take put the 5 taps after the frame axis; tensordot summed them, leaving (..., T, J, 3)
+    return np.where(mask | (prev < 0) | (nxt >= t_len), values, smoothed).astype(values.dtype)
 
 
 def keep_key_velocities(values: np.ndarray, observed: np.ndarray, mask: np.ndarray,
                         reach: int = KEY_VELOCITY_REACH) -> np.ndarray:
     """Hidden entries leave a key, and arrive at one, at the velocity the key's observed neighbouring
-    frame gives it, where it has one (consecutive keys, or a context of mocap before a gap): the
-    difference from the velocity `values` has there, times _tangent, is added over the next `reach`
-    frames (the span between keys if shorter), so the motion keeps the keyed velocity instead of
-    kinking at the key, and entries at the keys and `reach` frames away are unchanged. Single keys
-    give no velocity: nothing changes. Shapes (..., T, J, 3); `values` holds the keys exactly."""
+    frame gives it, where it has one (consecutive keys, or a context of mocap before a gap); a single
+    key with hidden frames on both sides is passed at the mean of the fill's own velocities into and
+    out of it, so the motion goes through it instead of kinking there (the network's fills did, at
+    three times real motion's acceleration). The difference from the velocity `values` has there,
+    times _tangent, is added over the next `reach` frames (the span between keys if shorter); entries
+    at the keys and `reach` frames away are unchanged. Shapes (..., T, J, 3); `values` holds the keys."""
     mask = np.broadcast_to(mask, values.shape)
-    if not (mask[..., 1:, :, :] & mask[..., :-1, :, :]).any():
-        return values  # single keys only (the add-on's usual case): no key has a velocity
     t_len = values.shape[-3]
     t = np.arange(t_len).reshape((t_len, 1, 1))
     prev, nxt = _nearest_keys(mask)
     keyed_leave, keyed_arrive, has_leave, has_arrive = _keyed_velocities(
         np.broadcast_to(observed, values.shape), mask, prev, nxt)
+    # single keys: the mean of the fill's velocities on either side (hidden neighbours both)
+    hidden = lambda idx: (idx >= 0) & (idx < t_len) & ~_at(mask, idx)
+    through = lambda key: (_at(values, key + 1) - _at(values, key - 1)) / 2.0
+    single_leave = ~mask & (prev >= 0) & hidden(prev - 1) & hidden(prev + 1)
+    single_arrive = ~mask & (nxt < t_len) & hidden(nxt + 1) & hidden(nxt - 1)
+    keyed_leave = np.where(single_leave, through(prev), keyed_leave)
+    keyed_arrive = np.where(single_arrive, through(nxt), keyed_arrive)
+    has_leave, has_arrive = has_leave | single_leave, has_arrive | single_arrive
     made_leave, made_arrive = _at(values, prev + 1) - _at(values, prev), _at(values, nxt) - _at(values, nxt - 1)
     cut = np.where((prev >= 0) & (nxt < t_len), np.minimum(nxt - prev, reach), reach)
     out = values.astype(np.float64)

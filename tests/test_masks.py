@@ -112,8 +112,8 @@ def test_velocity_fill_uses_the_velocity_at_keys():
 
 def test_key_velocities_are_kept_where_a_key_has_an_observed_neighbour():
     """Motion that kinks at its keys (the linear fill of a curve) leaves key 11 and reaches key 30,
-    each with an observed neighbour, at nearly their keyed velocity; the single key 50 gives no
-    velocity (nothing changes around it, nor past it); keys and frames `reach` away are untouched."""
+    each with an observed neighbour, at nearly their keyed velocity; keys and frames `reach` away
+    are untouched."""
     T, reach = 64, 8
     t = np.arange(T, dtype=np.float64)[:, None, None]
     curve = np.broadcast_to(np.sin(t / 6.0), (T, J, 3)).copy()
@@ -126,13 +126,46 @@ def test_key_velocities_are_kept_where_a_key_has_an_observed_neighbour():
         assert (np.abs(kept - keyed) < 0.25 * np.abs(made - keyed)).all()
     np.testing.assert_array_equal(out[mask], kinked[mask])
     np.testing.assert_array_equal(out[11 + reach:31 - reach], kinked[11 + reach:31 - reach])
-    np.testing.assert_array_equal(out[31 + reach:], kinked[31 + reach:])
-    single = mask.copy()
-    single[[10, 31]] = False
-    np.testing.assert_array_equal(keep_key_velocities(kinked, curve, single, reach), kinked)
+    np.testing.assert_array_equal(out[31 + reach:50 - reach], kinked[31 + reach:50 - reach])
+    np.testing.assert_array_equal(out[50 + reach:], kinked[50 + reach:])
     # a batch of outputs against one observation, as the generator's variations are
     batch = np.stack([kinked, kinked + 0.01])
     np.testing.assert_allclose(keep_key_velocities(batch, curve[None], mask[None], reach)[0], out)
+
+
+def test_a_single_key_is_passed_through_not_kinked_at():
+    """Keys with no observed neighbour (the add-on's usual case): the fill leaves and reaches each at
+    the mean of its own velocities on either side, so the kink there falls to a quarter; keys, and frames
+    `reach` away from every key, are untouched. A key on the window's edge has no other side."""
+    T, reach = 64, 8
+    t = np.arange(T, dtype=np.float64)[:, None, None]
+    curve = np.broadcast_to(np.sin(t / 6.0), (T, J, 3)).copy()
+    mask = np.zeros((T, J, 3), bool)
+    mask[[0, 20, 40, 63]] = True
+    kinked = interpolate_observed(curve, mask)
+    out = keep_key_velocities(kinked, curve, mask, reach)
+    kink = lambda m, k: np.abs(m[k + 1] - 2 * m[k] + m[k - 1]).max()
+    for key in (20, 40):
+        assert kink(out, key) < 0.3 * kink(kinked, key)
+    np.testing.assert_array_equal(out[mask], kinked[mask])
+    for far in (slice(reach, 20 - reach + 1), slice(20 + reach, 40 - reach + 1), slice(40 + reach, 63 - reach + 1)):
+        np.testing.assert_array_equal(out[far], kinked[far])
+
+
+def test_smoothing_takes_single_frame_jolts_out_between_keys_only():
+    from model.representation import smooth_hidden
+    T = 40
+    mask = np.zeros((T, J, 3), bool)
+    mask[[5, 25]] = True
+    values = np.broadcast_to(np.linspace(0.0, 1.0, T)[:, None, None], (T, J, 3)).copy()
+    values[15] += 0.05                       # a jolt halfway between the keys
+    values[32] += 0.05                       # past the last key: left as it is
+    out = smooth_hidden(values, mask)
+    assert np.abs(out[15] - np.linspace(0.0, 1.0, T)[15]).max() < 0.02
+    np.testing.assert_allclose(out[8:13], np.linspace(0.0, 1.0, T)[8:13, None, None] * np.ones((J, 3)))  # lines stay
+    np.testing.assert_array_equal(out[mask], values[mask])
+    np.testing.assert_array_equal(out[26:], values[26:])
+    np.testing.assert_array_equal(out[:5], values[:5])
 
 
 def test_key_distance_counts_frames_to_the_nearest_key_and_a_joint_waits_for_the_pelvis():
