@@ -94,6 +94,9 @@ def test_cli_writes_the_contract(folder, fixture_cache, tmp_path):
             assert gap[m]["mpjpe_mm"] > 0 and gap[m]["npss"] >= 0
         assert gap["ground_truth"]["mpjpe_mm"] is None and gap["ground_truth"]["foot_skate_mm"] >= 0
     assert set(r["sparse_keys"]) == {"10", "20"} and r["sparse_keys"]["20"]["linear"]["mpjpe_mm"] > 0
+    real, linear = r["sparse_keys"]["10"]["ground_truth"], r["sparse_keys"]["10"]["linear"]
+    assert real["mpjpe_mm"] is None and real["accel_mm"] > 0
+    assert linear["accel_at_keys_mm"] > 2 * real["accel_at_keys_mm"]  # linear turns at each key at once
     assert set(r["predict"]) == {"400ms", "1000ms"} and r["predict"]["400ms"]["zero_velocity"]["mpjpe_mm"] > 0
     assert r["predict"]["400ms"]["velocity"]["mpjpe_mm"] > 0
     seconds = {"body_speed_1s_mps", "body_speed_2s_mps", "body_speed_3s_mps"}

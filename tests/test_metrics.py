@@ -114,3 +114,14 @@ def test_backward_share_counts_windows_travelling_against_their_first_facing():
     assert metrics.backward_share(np.stack([forward, forward, backward, on_the_spot]), 1, 2) == pytest.approx(1 / 3)
     assert metrics.backward_share(np.stack([window(2.0, 2.0 + 1.3, 1.0)]), 1, 2) == 0.0  # sideways and ahead
     assert metrics.backward_share(np.stack([on_the_spot]), 1, 2) is None
+
+
+def test_acceleration_is_zero_at_constant_velocity_and_spikes_at_a_kink():
+    t = np.arange(20, dtype=np.float64)[:, None, None]
+    straight = np.broadcast_to(t * [0.01, 0.0, 0.02], (20, 3, 3)).copy()
+    assert metrics.acceleration(straight) == pytest.approx(0.0, abs=1e-12)
+    kinked = straight.copy()
+    kinked[10:] += (t[10:] - 10) * [0.01, 0.0, 0.0]  # speeds up at frame 10
+    assert metrics.acceleration(kinked, [10]) == pytest.approx(0.01)
+    assert metrics.acceleration(kinked, [5, 15]) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.acceleration(kinked) == pytest.approx(0.01 / 18)

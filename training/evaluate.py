@@ -151,16 +151,22 @@ def extend(clips, gen, seed) -> dict:
 
 def sparse_keys(clips, gen, seed) -> dict:
     """The add-on's case: single keys every 10 or 20 frames (nothing gives a key a velocity) over
-    121-frame windows; errors over the frames between keys."""
+    121-frame windows; errors over the frames between keys, and the joints' acceleration (mm per
+    frame squared) at the inner keys and over every frame: a kink or a jolt is a spike above real
+    motion's."""
     w, idx = windows(clips, KEYED_LEN)
     out = {}
     for task, every in enumerate(KEY_SPACINGS, start=60):
         keyed = np.zeros(KEYED_LEN, bool)
         keyed[::every] = True
+        inner = np.flatnonzero(keyed)[1:-1]
         mask = frames_to_mask(keyed)
         preds = {"model": _take(run_model(gen, w, mask, seed, task), slice(None), 0),
-                 "linear": interpolate(w, mask) if idx else None}
-        out[str(every)] = {m: {"mpjpe_mm": mm(metrics.mpjpe(p[:, ~keyed], w[:, ~keyed])) if p is not None else None}
+                 "linear": interpolate(w, mask) if idx else None, "ground_truth": w if idx else None}
+        out[str(every)] = {m: {"mpjpe_mm": mm(metrics.mpjpe(p[:, ~keyed], w[:, ~keyed]))
+                               if p is not None and m != "ground_truth" else None,
+                               "accel_at_keys_mm": mm(metrics.acceleration(p, inner)) if p is not None else None,
+                               "accel_mm": mm(metrics.acceleration(p)) if p is not None else None}
                            for m, p in preds.items()}
     return out
 

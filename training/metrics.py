@@ -65,6 +65,16 @@ def apd(samples: np.ndarray) -> float:
     return float(total / (n * (n - 1) / 2))
 
 
+def acceleration(positions: np.ndarray, frames: np.ndarray | None = None) -> float:
+    """Mean joint acceleration |x[t+1] - 2 x[t] + x[t-1]| (units per frame squared) of (..., T, J, 3)
+    at `frames` (indices 1..T-2; all of them when None): a fill that kinks at its keys, or jolts
+    between them, shows there as spikes well above captured motion's level."""
+    p = np.asarray(positions, np.float64)
+    acc = np.linalg.norm(p[..., 2:, :, :] - 2.0 * p[..., 1:-1, :, :] + p[..., :-2, :, :], axis=-1)
+    at = acc if frames is None else np.take(acc, np.asarray(frames) - 1, axis=-2)
+    return float(at.mean())
+
+
 def body_speed(positions: np.ndarray, fps: float, root: int = 0) -> float:
     """Mean speed of the joints relative to the root (..., T, J, 3) -> units per second: whether a
     body moves, which a travelling root with a frozen pose (generation's failure) hides from FID."""
