@@ -2,11 +2,14 @@
 keys are met (motion matching). Alone it is the evaluation's `motion_matching` baseline; beside the
 network (`Generator(library=...)`) each gap between two full-body keys is the average of the
 network's fill and a retrieved one. The two err on different windows (training.retrieval_probe: the
-per-window errors correlate 0.7-0.86), so their average is closer than either.
+per-window errors correlate 0.7-0.86), so their average is closer than either. Past the last key
+(Extend, prediction) the retrieved continuation's share grows from that half to all of it over
+OPEN_RAMP frames: averaging two motions out of phase would slow them, as the network's own
+continuation slows, and the recorded one goes on at a recorded pace.
 
 A gap of g frames between a start key and an end key is matched on the start pose, the start
 velocity, the end pose and the root displacement, all in the frame of the start's facing and hip
-position. Start frames are subsampled with `stride`; the search is exact brute force, one matmul per
+position; a continuation on the start pose and velocity alone. Start frames are subsampled with `stride`; the search is exact brute force, one matmul per
 block of queries. A library file is safetensors (fp16 positions, clip lengths) plus metadata: the
 recorded motion it holds keeps its licence, which the file names.
 """
@@ -30,7 +33,8 @@ VERSION = 1
 WEIGHT = 0.5      # the retrieved segment's share of a gap beside the network (their plain average)
 RANKS = 10        # distinct nearest segments a variation may draw on
 APART = 15        # frames between the starts of two segments that count as distinct
-MAX_GAP = 240     # longer gaps are left to the network alone
+MAX_GAP = 240     # longer gaps (and continuations) are left to the network alone
+OPEN_RAMP = 30    # frames past the last key over which a continuation becomes all recorded motion
 SHORTLIST = 400   # nearest starts searched for RANKS distinct ones
 CACHED_GAPS = 2   # search features kept for this many gap lengths (about 90 MB each for the train split)
 
@@ -92,45 +96,48 @@ class MotionLibrary:
             raise LibraryError(f"{name}: its clip lengths don't add up to its frames; the file is corrupt.")
         return cls(np.split(positions, np.cumsum(lengths)[:-1]), meta=json.loads(header.get("meta", "{}")))
 
-    def _features(self, prev: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """(M, J, 3) each -> (M, D) float32 search features."""
-        c = facing_frame(start).to_canonical(np.stack([prev, start, end], 1))
-        disp = c[:, 2, PELVIS] - c[:, 1, PELVIS]
+    def _features(self, prev: np.ndarray, start: np.ndarray, end: np.ndarray | None) -> np.ndarray:
+        """(M, J, 3) each -> (M, D) float32 search features; without an end, a continuation's."""
+        c = facing_frame(start).to_canonical(np.stack([prev, start] + ([] if end is None else [end]), 1))
         m = len(c)
-        return np.concatenate([c[:, 1].reshape(m, -1), self.vel_weight * (c[:, 1] - c[:, 0]).reshape(m, -1),
-                               c[:, 2].reshape(m, -1), self.disp_weight * disp], 1).astype(np.float32)
+        parts = [c[:, 1].reshape(m, -1), self.vel_weight * (c[:, 1] - c[:, 0]).reshape(m, -1)]
+        if end is not None:
+            parts += [c[:, 2].reshape(m, -1), self.disp_weight * (c[:, 2, PELVIS] - c[:, 1, PELVIS])]
+        return np.concatenate(parts, 1).astype(np.float32)
 
-    def _database(self, gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if gap in self._db:
-            self._db.move_to_end(gap)
-            return self._db[gap]
+    def _database(self, gap: int, open_end: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        key = (gap, open_end)
+        if key in self._db:
+            self._db.move_to_end(key)
+            return self._db[key]
         g = np.arange(len(self.positions))
         offset = g - self.clip_start
         starts = g[(offset >= 1) & (g + gap + 1 < self.clip_end) & (offset % self.stride == 0)]
-        p = self.positions
-        feats = np.concatenate([self._features(*(p[i].astype(np.float64) for i in (s - 1, s, s + gap + 1)))
+        p = lambda i: self.positions[i].astype(np.float64)
+        feats = np.concatenate([self._features(p(s - 1), p(s), None if open_end else p(s + gap + 1))
                                 for s in np.array_split(starts, max(1, len(starts) // 20000))]) \
             if len(starts) else np.zeros((0, 1), np.float32)
-        self._db[gap] = (starts, feats, np.einsum("md,md->m", feats, feats))
+        self._db[key] = (starts, feats, np.einsum("md,md->m", feats, feats))
         if len(self._db) > CACHED_GAPS:
             self._db.popitem(last=False)
-        return self._db[gap]
+        return self._db[key]
 
-    def distances(self, windows: np.ndarray, start: int, gap: int, block: int = 128):
+    def distances(self, windows: np.ndarray, start: int, gap: int, block: int = 128, open_end: bool = False):
         """The database's segment starts (M,), then, block by block of windows, each window's squared
-        feature distance to every segment (up to `block`, M): exact brute force, one matmul a block."""
-        starts, feats, sq = self._database(gap)
+        feature distance to every segment (up to `block`, M): exact brute force, one matmul a block.
+        `open_end`: the `gap` frames after `start` continue it, with no key after them."""
+        starts, feats, sq = self._database(gap, open_end)
         yield starts
         w = windows.astype(np.float64)
-        q = self._features(w[:, start - 1], w[:, start], w[:, start + gap + 1])
+        q = self._features(w[:, start - 1], w[:, start], None if open_end else w[:, start + gap + 1])
         for i in range(0, len(q), block):
             yield sq[None] - 2.0 * q[i:i + block] @ feats.T
 
-    def nearest(self, windows: np.ndarray, start: int, gap: int, k: int = 1) -> np.ndarray | None:
+    def nearest(self, windows: np.ndarray, start: int, gap: int, k: int = 1, open_end: bool = False) -> np.ndarray | None:
         """(N, k) database frames where each window's k nearest segments start, each more than APART
         frames from the others (the last repeated if fewer are that far apart); None when no clip is
         long enough for the gap."""
-        found = self.distances(windows, start, gap)
+        found = self.distances(windows, start, gap, open_end=open_end)
         starts = next(found)
         if not len(starts):
             return None
@@ -155,39 +162,48 @@ class MotionLibrary:
         at = self.nearest(windows, start, gap)
         return None if at is None else self.paste(windows, start, gap, at[:, 0])
 
-    def paste(self, windows: np.ndarray, start: int, gap: int, at: np.ndarray) -> np.ndarray:
+    def paste(self, windows: np.ndarray, start: int, gap: int, at: np.ndarray, open_end: bool = False) -> np.ndarray:
         """The database's frames at[i]..at[i] + gap + 1 moved into window i's start frame and blended
-        linearly so both keys are met exactly: (N, gap, J, 3)."""
+        linearly so both keys are met exactly: (N, gap, J, 3). `open_end`: the frames after at[i]
+        moved there and offset to meet the start key, a continuation."""
         w = windows.astype(np.float64)
-        seg = self.positions[at[:, None] + np.arange(gap + 2)].astype(np.float64)
+        seg = self.positions[at[:, None] + np.arange(gap + 1 + (not open_end))].astype(np.float64)
         pasted = facing_frame(w[:, start]).to_world(facing_frame(seg[:, 0]).to_canonical(seg))
-        blend = (np.arange(gap + 2) / (gap + 1))[None, :, None, None]
         d0 = (w[:, start] - pasted[:, 0])[:, None]
+        if open_end:
+            return (pasted + d0)[:, 1:]
+        blend = (np.arange(gap + 2) / (gap + 1))[None, :, None, None]
         d1 = (w[:, start + gap + 1] - pasted[:, -1])[:, None]
         return (pasted + (1.0 - blend) * d0 + blend * d1)[:, 1:-1]
 
     def blend_gaps(self, motion: np.ndarray, observed: np.ndarray, rank: int = 0, weight: float = WEIGHT) -> np.ndarray:
         """motion (B, n, L, J, 3), observed (B, L, ...) its observed entries -> the same with each gap
         (frames with nothing observed) between two full-body keys moved `weight` of the way to a
-        retrieved fill: variation i draws on the (rank + i)-th nearest distinct segment (modulo
-        RANKS), searched with variation 0's velocity into the gap (a key on the first frame: its
-        velocity out of the key). A gap holding a partial key is left to the network, which meets it."""
+        retrieved fill, and the frames after the last key, if none is observed, from `weight` of the
+        way to all of it over OPEN_RAMP frames: variation i draws on the (rank + i)-th nearest
+        distinct segment (modulo RANKS), searched with variation 0's velocity into the gap (a key on
+        the first frame: its velocity out of the key). A gap holding a partial key is left to the
+        network, which meets it."""
         n = motion.shape[1]
         before = 2.0 * motion[:, :, :1] - motion[:, :, 1:2]  # a frame before the first, for its velocity
         out = np.concatenate([before, motion], 2).astype(np.float64)
         ranks = (rank + np.arange(n)) % RANKS
-        gaps: dict[tuple[int, int], list[int]] = defaultdict(list)  # (first key, gap) -> windows
+        # (first key, frames, open end) -> windows
+        gaps: dict[tuple[int, int, bool], list[int]] = defaultdict(list)
         seen = observed.reshape(observed.shape[:2] + (-1,))
+        length = out.shape[2]
         for b, (row, empty) in enumerate(zip(seen.all(-1), ~seen.any(-1))):
             keys = np.flatnonzero(row) + 1
-            for a, e in zip(keys[:-1], keys[1:]):
+            for a, e in zip(keys, list(keys[1:]) + [length]):
                 if 1 <= e - a - 1 <= MAX_GAP and empty[a:e - 1].all():
-                    gaps[(int(a), int(e - a - 1))].append(b)
-        for (a, g), rows in gaps.items():
-            at = self.nearest(out[rows, 0], a, g, int(ranks.max()) + 1)
+                    gaps[(int(a), int(e - a - 1), bool(e == length))].append(b)
+        for (a, g, open_end), rows in gaps.items():
+            at = self.nearest(out[rows, 0], a, g, int(ranks.max()) + 1, open_end)
             if at is None:
                 continue
+            share = weight + (1.0 - weight) * np.minimum(1.0, np.arange(1, g + 1) / OPEN_RAMP) if open_end \
+                else np.full(g, weight)
             for i in range(n):
-                fill = self.paste(out[rows, i], a, g, at[:, ranks[i]])
-                out[rows, i, a + 1:a + 1 + g] += weight * (fill - out[rows, i, a + 1:a + 1 + g])
+                fill = self.paste(out[rows, i], a, g, at[:, ranks[i]], open_end)
+                out[rows, i, a + 1:a + 1 + g] += share[:, None, None] * (fill - out[rows, i, a + 1:a + 1 + g])
         return out[:, :, 1:].astype(motion.dtype)

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from model.library import MAX_GAP, LibraryError, MotionLibrary
+from model.library import MAX_GAP, OPEN_RAMP, LibraryError, MotionLibrary
 from training.bvh import load_bvh
 from training.library import build
 
@@ -111,14 +111,26 @@ def test_a_gap_from_the_first_frame_is_searched_with_the_velocity_out_of_its_key
     assert err(library.blend_gaps(linear, keyed[None])) < 0.6 * err(linear)
 
 
+def test_past_the_last_key_the_recorded_continuation_takes_over(walk):
+    """Ten keyed frames, then nothing: from half the way to the recorded continuation to all of it
+    OPEN_RAMP frames on (here it is this very walk, so the result becomes the walk itself)."""
+    library = MotionLibrary([walk], stride=1)
+    truth = walk[20:100]
+    keyed = np.zeros(80, bool)
+    keyed[:11] = True
+    stopped = truth.copy()
+    stopped[11:] = truth[10]  # a continuation that stops dead
+    out = library.blend_gaps(stopped[None, None], keyed[None])[0, 0]
+    np.testing.assert_array_equal(out[keyed], stopped[keyed])
+    np.testing.assert_allclose(out[10 + OPEN_RAMP:], truth[10 + OPEN_RAMP:], atol=1e-9)
+    np.testing.assert_allclose(out[11], stopped[11] + (0.5 + 0.5 / OPEN_RAMP) * (truth[11] - stopped[11]), atol=1e-9)
+
+
 def test_gaps_without_two_full_keys_are_left_alone(walk):
     library = MotionLibrary([walk], stride=1)
     motion = walk[None, None, :60].copy()
-    one_key = np.zeros(60, bool)
-    one_key[30] = True  # prediction past a key, nothing to meet
-    np.testing.assert_array_equal(library.blend_gaps(motion, one_key[None]), motion)
     partial = np.zeros((60, 21), bool)
-    partial[[5, 40]] = True
+    partial[[5, 59]] = True
     partial[20, 3] = True  # one joint keyed inside the gap: the network meets it, retrieval would not
     np.testing.assert_array_equal(library.blend_gaps(motion, partial[None]), motion)
     long_gap = np.zeros(MAX_GAP + 3, bool)
