@@ -60,8 +60,8 @@ class MotionCVAEPreferences(bpy.types.AddonPreferences):
                                              "(empty: shipped weights)")  # type: ignore[valid-type]
     library_path: StringProperty(name="Motion Library", subtype='FILE_PATH',
                                  description="A motion library (.safetensors) built from mocap with `python -m "
-                                             "training.library`: fills between full-body keys draw on its nearest "
-                                             "recorded motion (empty: the one bundled with this release, if "
+                                             "training.library`: fills between full-body keys, and Extend, draw on "
+                                             "its nearest recorded motion (empty: the one bundled with this release, if "
                                              "any, else the model alone)")  # type: ignore[valid-type]
     torch_variant: EnumProperty(name="Build", items=[("CPU", "CPU", "Works everywhere (about 200 MB)"),
                                                      ("CUDA", "CUDA", "NVIDIA GPUs (several GB)")])  # type: ignore[valid-type]

@@ -16,9 +16,9 @@ VARIETY_HELP = ("How far results may stray from the most likely motion: 0 gives 
                 "1 the model's own spread, more makes variations differ more and keep less close to real motion")
 PLANT_FEET_HELP = ("Hold each generated foot still while it bears weight (keys stay exact); off leaves the feet "
                    "as the model made them, for slides and spins")
-LIBRARY_HELP = ("Average each gap between full-body keys with the nearest recorded motion of the motion library "
-                "(the add-on preferences', else one bundled with this release; the seed picks which of its ten "
-                "nearest); off, or no library: the model alone")
+LIBRARY_HELP = ("Average each gap between full-body keys with the nearest recorded motion of the motion library, "
+                "and continue past the last key with it (the add-on preferences' library, else one bundled with "
+                "this release; the seed picks which of its ten nearest); off, or no library: the model alone")
 _items_alive: dict[str, list] = {}  # Blender keeps no reference to dynamic enum items: we must
 
 

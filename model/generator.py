@@ -10,8 +10,9 @@ previous window's output; shorter ones are padded with hidden frames and cropped
 at the proportions of the training skeleton it is most like (model.body_size) and put back, and
 feet that bear weight are held still (model.feet; `plant_feet=False` leaves them as the network made them).
 With a motion library (`Generator.load(..., library=PATH)`, model.library), each gap between two
-full-body keys is the average of the network's fill and the nearest recorded segment's
-(`retrieve=False` leaves the network's alone).
+full-body keys is the average of the network's fill and the nearest recorded segment's, and past
+the last key the recorded continuation takes over within a second (`retrieve=False` leaves the
+network's alone).
 `sample_windows` runs a batch of such short windows, each with its own mask, in one forward.
 """
 from __future__ import annotations
@@ -253,8 +254,9 @@ class Generator:
         noise: 0 is its mean (the most likely motion, the same for every seed), 1 the model's own
         spread, more gives variations that differ more and keep less close to the data. `plant_feet`
         holds each foot still while it bears weight (model.feet), as animators clean mocap up.
-        `retrieve` averages each gap between full-body keys with a library segment when the generator
-        has a library: variation i with the (rank + i)-th nearest (MotionLibrary.blend_gaps)."""
+        `retrieve` averages each gap between full-body keys with a library segment, and continues
+        past the last key with one, when the generator has a library: variation i with the
+        (rank + i)-th nearest (MotionLibrary.blend_gaps)."""
         observed, mask = self._checked(observed, mask, batched=False)
         length = int(length or observed.shape[0])
         if length < 1 or n < 1:

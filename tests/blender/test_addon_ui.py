@@ -124,8 +124,8 @@ def test_plant_feet_is_a_choice_recorded_with_the_result(addon, armature):
 
 
 def test_a_motion_library_is_a_choice_recorded_with_the_result(addon, armature, tmp_path):
-    """With a library in the preferences, fills draw on it unless Motion Library is off; the file is
-    named in the result's provenance. A missing file is refused with the fix, and nothing changes."""
+    """With a library in the preferences, fills and Extend draw on it unless Motion Library is off;
+    the file is named in the result's provenance. A missing file is refused with the fix, and nothing changes."""
     import bpy
     from training.library import build
     source = bpy.data.actions["UiWalk"]
@@ -141,6 +141,12 @@ def test_a_motion_library_is_a_choice_recorded_with_the_result(addon, armature, 
             assert armature.animation_data.action["motion_cvae"]["library"] == ("walks.safetensors" if use else "")
             written[use] = _written(addon, armature)
         assert np.abs(written[True] - written[False]).max() > 1e-3
+        for use in (True, False):  # Extend continues past the last key with it
+            play(armature, source)
+            assert run("extend", frames=30, seed=1, use_library=use) == ({"FINISHED"}, "")
+            assert armature.animation_data.action["motion_cvae"]["library"] == ("walks.safetensors" if use else "")
+            written["extend", use] = _written(addon, armature)
+        assert np.abs(written["extend", True] - written["extend", False]).max() > 1e-3
         prefs.library_path = str(tmp_path / "gone.safetensors")
         play(armature, source)
         before = len(bpy.data.actions)
