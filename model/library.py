@@ -33,8 +33,9 @@ VERSION = 1
 WEIGHT = 0.5      # the retrieved segment's share of a gap beside the network (their plain average)
 RANKS = 10        # distinct nearest segments a variation may draw on
 APART = 15        # frames between the starts of two segments that count as distinct
-MAX_GAP = 240     # longer gaps (and continuations) are left to the network alone
+MAX_GAP = 240     # longer gaps are left to the network alone
 OPEN_RAMP = 30    # frames past the last key over which a continuation becomes all recorded motion
+OPEN_CHUNK = 120  # a longer continuation chains segments, each searched from where the last one ends
 SHORTLIST = 400   # nearest starts searched for RANKS distinct ones
 CACHED_GAPS = 2   # search features kept for this many gap lengths (about 90 MB each for the train split)
 
@@ -195,15 +196,35 @@ class MotionLibrary:
         for b, (row, empty) in enumerate(zip(seen.all(-1), ~seen.any(-1))):
             keys = np.flatnonzero(row) + 1
             for a, e in zip(keys, list(keys[1:]) + [length]):
-                if 1 <= e - a - 1 <= MAX_GAP and empty[a:e - 1].all():
-                    gaps[(int(a), int(e - a - 1), bool(e == length))].append(b)
+                open_end = bool(e == length)
+                if 1 <= e - a - 1 <= (length if open_end else MAX_GAP) and empty[a:e - 1].all():
+                    gaps[(int(a), int(e - a - 1), open_end)].append(b)
         for (a, g, open_end), rows in gaps.items():
-            at = self.nearest(out[rows, 0], a, g, int(ranks.max()) + 1, open_end)
-            if at is None:
+            if open_end:
+                self._continue(out, rows, a, g, ranks, weight)
                 continue
-            share = weight + (1.0 - weight) * np.minimum(1.0, np.arange(1, g + 1) / OPEN_RAMP) if open_end \
-                else np.full(g, weight)
-            for i in range(n):
-                fill = self.paste(out[rows, i], a, g, at[:, ranks[i]], open_end)
-                out[rows, i, a + 1:a + 1 + g] += share[:, None, None] * (fill - out[rows, i, a + 1:a + 1 + g])
+            at = self.nearest(out[rows, 0], a, g, int(ranks.max()) + 1)
+            for i in range(n if at is not None else 0):
+                fill = self.paste(out[rows, i], a, g, at[:, ranks[i]])
+                out[rows, i, a + 1:a + 1 + g] += weight * (fill - out[rows, i, a + 1:a + 1 + g])
         return out[:, :, 1:].astype(motion.dtype)
+
+    def _continue(self, out: np.ndarray, rows: list[int], a: int, g: int, ranks: np.ndarray, weight: float) -> None:
+        """The g frames after key a of `out`'s `rows`, in place: from `weight` of the way to the
+        recorded continuation to all of it over OPEN_RAMP frames, in chunks of OPEN_CHUNK frames,
+        each after the first searched (per variation) from where the motion now is."""
+        share = weight + (1.0 - weight) * np.minimum(1.0, np.arange(1, g + 1) / OPEN_RAMP)
+        for start in range(a, a + g, OPEN_CHUNK):
+            h = min(OPEN_CHUNK, a + g - start)
+            if start == a:  # variation i: the (rank + i)-th nearest to variation 0's way into the key
+                at = self.nearest(out[rows, 0], start, h, int(ranks.max()) + 1, open_end=True)
+                picks = None if at is None else [at[:, r] for r in ranks]
+            else:  # each variation goes on from where it now is
+                found = [self.nearest(out[rows, i], start, h, open_end=True) for i in range(out.shape[1])]
+                picks = None if found[0] is None else [f[:, 0] for f in found]
+            if picks is None:
+                return  # no recorded clip is this long: the rest stays the network's
+            for i, pick in enumerate(picks):
+                now = out[rows, i, start + 1:start + 1 + h]
+                fill = self.paste(out[rows, i], start, h, pick, open_end=True)
+                out[rows, i, start + 1:start + 1 + h] = now + share[start - a:start - a + h, None, None] * (fill - now)

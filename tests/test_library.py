@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from model.library import MAX_GAP, OPEN_RAMP, LibraryError, MotionLibrary
+from model.library import MAX_GAP, OPEN_CHUNK, OPEN_RAMP, LibraryError, MotionLibrary
 from training.bvh import load_bvh
 from training.library import build
 
@@ -124,6 +124,20 @@ def test_past_the_last_key_the_recorded_continuation_takes_over(walk):
     np.testing.assert_array_equal(out[keyed], stopped[keyed])
     np.testing.assert_allclose(out[10 + OPEN_RAMP:], truth[10 + OPEN_RAMP:], atol=1e-9)
     np.testing.assert_allclose(out[11], stopped[11] + (0.5 + 0.5 / OPEN_RAMP) * (truth[11] - stopped[11]), atol=1e-9)
+
+
+def test_a_long_continuation_chains_recorded_segments(walk):
+    """Past OPEN_CHUNK frames the next segment is searched from where the motion has got to: here the
+    walk finds itself again, so all 137 frames after the keys become the walk."""
+    library = MotionLibrary([walk], stride=1)
+    truth = walk[:140]
+    keyed = np.zeros(140, bool)
+    keyed[:3] = True
+    stopped = truth.copy()
+    stopped[3:] = truth[2]
+    out = library.blend_gaps(stopped[None, None], keyed[None])[0, 0]
+    assert 140 - 3 > OPEN_CHUNK
+    np.testing.assert_allclose(out[2 + OPEN_RAMP:], truth[2 + OPEN_RAMP:], atol=1e-9)
 
 
 def test_gaps_without_two_full_keys_are_left_alone(walk):
