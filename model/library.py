@@ -37,7 +37,8 @@ MAX_GAP = 240     # longer gaps are left to the network alone
 OPEN_RAMP = 30    # frames past the last key over which a continuation becomes all recorded motion
 OPEN_CHUNK = 120  # a longer continuation chains segments, each searched from where the last one ends
 SHORTLIST = 400   # nearest starts searched for RANKS distinct ones
-CACHED_GAPS = 2   # search features kept for this many gap lengths (about 90 MB each for the train split)
+CACHED_GAPS = 6   # end features kept for this many gap lengths (31 MB each for the train split; the
+                  # start features, 60 MB, serve every gap)
 
 
 class LibraryError(RuntimeError):
@@ -65,7 +66,8 @@ class MotionLibrary:
         self.clip_end = np.repeat(np.cumsum(self.lengths), self.lengths)
         self.stride, self.vel_weight, self.disp_weight = stride, vel_weight, disp_weight
         self.meta = meta or {}
-        self._db: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._start_part: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._db: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()  # gap -> _ends
 
     def save(self, path: str, meta: dict) -> None:
         """fp16 positions (half a millimetre at 2 m) and clip lengths; `meta` says where they came from."""
@@ -97,42 +99,68 @@ class MotionLibrary:
             raise LibraryError(f"{name}: its clip lengths don't add up to its frames; the file is corrupt.")
         return cls(np.split(positions, np.cumsum(lengths)[:-1]), meta=json.loads(header.get("meta", "{}")))
 
-    def _features(self, prev: np.ndarray, start: np.ndarray, end: np.ndarray | None) -> np.ndarray:
-        """(M, J, 3) each -> (M, D) float32 search features; without an end, a continuation's."""
-        c = facing_frame(start).to_canonical(np.stack([prev, start] + ([] if end is None else [end]), 1))
+    def _start_features(self, prev: np.ndarray, start: np.ndarray) -> np.ndarray:
+        """(M, J, 3) each -> (M, D) float32: the start pose and velocity in the start's frame."""
+        c = facing_frame(start).to_canonical(np.stack([prev, start], 1))
         m = len(c)
-        parts = [c[:, 1].reshape(m, -1), self.vel_weight * (c[:, 1] - c[:, 0]).reshape(m, -1)]
-        if end is not None:
-            parts += [c[:, 2].reshape(m, -1), self.disp_weight * (c[:, 2, PELVIS] - c[:, 1, PELVIS])]
-        return np.concatenate(parts, 1).astype(np.float32)
+        return np.concatenate([c[:, 1].reshape(m, -1), self.vel_weight * (c[:, 1] - c[:, 0]).reshape(m, -1)],
+                              1).astype(np.float32)
 
-    def _database(self, gap: int, open_end: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        key = (gap, open_end)
-        if key in self._db:
-            self._db.move_to_end(key)
-            return self._db[key]
-        g = np.arange(len(self.positions))
-        offset = g - self.clip_start
-        starts = g[(offset >= 1) & (g + gap + 1 < self.clip_end) & (offset % self.stride == 0)]
+    def _end_features(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """(M, J, 3) each -> (M, D) float32: the end pose and the hips' travel in the start's frame."""
+        c = facing_frame(start).to_canonical(np.stack([start, end], 1))
+        return np.concatenate([c[:, 1].reshape(len(c), -1), self.disp_weight * (c[:, 1, PELVIS] - c[:, 0, PELVIS])],
+                              1).astype(np.float32)
+
+    def _chunked(self, fn, *frames: np.ndarray) -> np.ndarray:
         p = lambda i: self.positions[i].astype(np.float64)
-        feats = np.concatenate([self._features(p(s - 1), p(s), None if open_end else p(s + gap + 1))
-                                for s in np.array_split(starts, max(1, len(starts) // 20000))]) \
-            if len(starts) else np.zeros((0, 1), np.float32)
-        self._db[key] = (starts, feats, np.einsum("md,md->m", feats, feats))
-        if len(self._db) > CACHED_GAPS:
-            self._db.popitem(last=False)
-        return self._db[key]
+        return np.concatenate([fn(*(p(f[s]) for f in frames)) for s in np.array_split(
+            np.arange(len(frames[0])), max(1, len(frames[0]) // 20000))])
+
+    def _starts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every start frame searched (a frame before it in its clip; every `stride`-th), its pose and
+        velocity features and their squared norms: computed once, whatever the gap."""
+        if self._start_part is None:
+            g = np.arange(len(self.positions))
+            offset = g - self.clip_start
+            starts = g[(offset >= 1) & (offset % self.stride == 0)]
+            feats = self._chunked(self._start_features, starts - 1, starts) if len(starts) else \
+                np.zeros((0, 2 * len(JOINTS) * 3), np.float32)
+            self._start_part = (starts, feats, np.einsum("md,md->m", feats, feats))
+        return self._start_part
+
+    def _ends(self, gap: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per start, the features of the key gap + 1 frames on and their squared norms, infinite
+        where the clip ends first; kept for the CACHED_GAPS gap lengths used last."""
+        if gap not in self._db:
+            starts = self._starts()[0]
+            ok = starts + gap + 1 < self.clip_end[starts]
+            feats = self._chunked(self._end_features, starts, np.where(ok, starts + gap + 1, starts)) \
+                if len(starts) else np.zeros((0, len(JOINTS) * 3 + 3), np.float32)
+            self._db[gap] = (feats, np.where(ok, np.einsum("md,md->m", feats, feats), np.inf))
+            if len(self._db) > CACHED_GAPS:
+                self._db.popitem(last=False)
+        self._db.move_to_end(gap)
+        return self._db[gap]
 
     def distances(self, windows: np.ndarray, start: int, gap: int, block: int = 128, open_end: bool = False):
         """The database's segment starts (M,), then, block by block of windows, each window's squared
-        feature distance to every segment (up to `block`, M): exact brute force, one matmul a block.
-        `open_end`: the `gap` frames after `start` continue it, with no key after them."""
-        starts, feats, sq = self._database(gap, open_end)
-        yield starts
+        feature distance to every segment (up to `block`, M; infinite where the segment's clip is too
+        short): exact brute force, one matmul a block. `open_end`: the `gap` frames after `start`
+        continue it, with no key after them."""
+        starts, feats, sq = self._starts()
         w = windows.astype(np.float64)
-        q = self._features(w[:, start - 1], w[:, start], None if open_end else w[:, start + gap + 1])
+        q = self._start_features(w[:, start - 1], w[:, start])
+        if open_end:
+            sq = np.where(starts + gap + 1 < self.clip_end[starts], sq, np.inf)
+            end_q = end_feats = None
+        else:
+            end_feats, end_sq = self._ends(gap)
+            sq, end_q = sq + end_sq, self._end_features(w[:, start], w[:, start + gap + 1])
+        yield starts if np.isfinite(sq).any() else starts[:0]
         for i in range(0, len(q), block):
-            yield sq[None] - 2.0 * q[i:i + block] @ feats.T
+            d = sq[None] - 2.0 * q[i:i + block] @ feats.T
+            yield d if end_q is None else d - 2.0 * end_q[i:i + block] @ end_feats.T
 
     def nearest(self, windows: np.ndarray, start: int, gap: int, k: int = 1, open_end: bool = False) -> np.ndarray | None:
         """(N, k) database frames where each window's k nearest segments start, each more than APART
@@ -149,6 +177,7 @@ class MotionLibrary:
             short = np.argpartition(d, min(SHORTLIST, d.shape[1] - 1), axis=1)[:, :SHORTLIST]
             for row, cand in zip(d, short):
                 chosen: list[int] = []
+                cand = cand[np.isfinite(row[cand])]
                 for at in starts[cand[np.argsort(row[cand])]]:
                     if all(abs(int(at) - c) > APART for c in chosen):
                         chosen.append(int(at))
