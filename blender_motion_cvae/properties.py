@@ -18,7 +18,8 @@ PLANT_FEET_HELP = ("Hold each generated foot still while it bears weight (keys s
                    "as the model made them, for slides and spins")
 LIBRARY_HELP = ("Average each gap between full-body keys with the nearest recorded motion of the motion library, "
                 "and continue past the last key with it (the add-on preferences' library, else one bundled with "
-                "this release; the seed picks which of its ten nearest); off, or no library: the model alone")
+                "this release; the seed picks which of its ten nearest, Variety 0 the nearest); off, or no library: "
+                "the model alone")
 _items_alive: dict[str, list] = {}  # Blender keeps no reference to dynamic enum items: we must
 
 

@@ -128,7 +128,7 @@ def test_a_motion_library_is_a_choice_recorded_with_the_result(addon, armature, 
     the file is named in the result's provenance. A missing file is refused with the fix, and nothing changes."""
     import bpy
     from training.library import build
-    source = bpy.data.actions["UiWalk"]
+    ui, source = addon.blender_motion_cvae, bpy.data.actions["UiWalk"]
     prefs = bpy.context.preferences.addons[rigs.MODULE].preferences
     library = str(tmp_path / "walks.safetensors")
     build(rigs.FIXTURES, library)
@@ -141,6 +141,18 @@ def test_a_motion_library_is_a_choice_recorded_with_the_result(addon, armature, 
             assert armature.animation_data.action["motion_cvae"]["library"] == ("walks.safetensors" if use else "")
             written[use] = _written(addon, armature)
         assert np.abs(written[True] - written[False]).max() > 1e-3
+        for seed in (1, 2):  # the seed picks the segment, but Variety 0 is the most likely motion for any seed
+            for variety in (0.0, 1.0):
+                play(armature, source)
+                assert run("fill_gaps", seed=seed, variety=variety) == ({"FINISHED"}, "")
+                written[seed, variety] = _written(addon, armature)
+        np.testing.assert_array_equal(written[1, 0.0], written[2, 0.0])
+        assert np.abs(written[1, 1.0] - written[2, 1.0]).max() > 1e-3
+        play(armature, source)
+        plan = ui.tasks.plan(bpy.context, armature, "fill", ui.tasks.Options(seed=3, variety=0.0, variations=3,
+                                                                              library=library))
+        same = ui.jobs.Job(plan.request).run()
+        assert same.shape[0] == 3 and (same == same[:1]).all()
         for use in (True, False):  # Extend continues past the last key with it
             play(armature, source)
             assert run("extend", frames=30, seed=1, use_library=use) == ({"FINISHED"}, "")
