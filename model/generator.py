@@ -26,9 +26,10 @@ import numpy as np
 from . import checkpoint
 from .body_size import body_fit, from_skeleton, rigid_bones, to_skeleton
 from .feet import plant_feet as planted
+from .keys import keep_key_velocities, smooth_hidden
 from .library import MotionLibrary
-from .representation import (Stats, Window, facing_unobserved, finish, full_mask, keep_key_velocities,
-                             network_input, prepare, residual_to_features, smooth_hidden)
+from .representation import (Stats, Window, facing_unobserved, finish, full_mask, network_input, prepare,
+                             residual_to_features)
 from .skeleton import JOINTS
 
 DEFAULT_WEIGHTS = os.path.join(os.path.dirname(__file__), "weights", "motion_cvae.safetensors")

@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from model.keys import interpolate_observed, keep_key_velocities, smooth_hidden, velocity_fill
 from model.representation import (MAX_DISTANCE, PELVIS, Stats, canonical_frame, canonical_mask, finish,
-                                  from_output_features, full_mask, interpolate_observed, keep_key_velocities,
-                                  key_distance, prepare, to_output_features, velocity_fill)
+                                  from_output_features, full_mask, key_distance, prepare, to_output_features)
 from model.skeleton import LOWER_BODY, NUM_JOINTS, UPPER_BODY
 from training.masks import (TASK_WEIGHTS, complete_mask, inbetween_mask, lift_mask, predict_mask,
                             sample_mask, sample_masks)
@@ -153,7 +153,6 @@ def test_a_single_key_is_passed_through_not_kinked_at():
 
 
 def test_smoothing_takes_single_frame_jolts_out_between_keys_only():
-    from model.representation import smooth_hidden
     T = 40
     mask = np.zeros((T, J, 3), bool)
     mask[[5, 25]] = True

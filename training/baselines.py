@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from model.library import facing_frame
-from model.representation import Frame, full_mask, interpolate_observed
+from model.keys import interpolate_observed
+from model.representation import Frame, full_mask
 from model.skeleton import INDEX, LOWER_BODY, UPPER_BODY
 from training.bvh import forward_kinematics
 

@@ -37,8 +37,8 @@ import time
 
 import numpy as np
 
+from model.keys import velocity_fill
 from model.library import MotionLibrary
-from model.representation import velocity_fill
 from model.skeleton import FEET, INDEX
 from training import metrics
 from training.baselines import MeanDepth, MeanPose, interpolate, slerp_inbetween
