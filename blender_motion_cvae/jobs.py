@@ -161,13 +161,9 @@ class Job:
         gen = with_library(generator(r.device, r.weights), r.library)
         from ..model.generator import Cancelled as GeneratorCancelled
         try:
-            # Variety 0 is the most likely motion: the prior's mean and the library's nearest segment,
-            # the same for every seed and variation, so it is made once
-            likeliest = r.variety == 0
-            made = gen.sample(r.observed, r.mask, action=r.action, style=r.style, n=1 if likeliest else r.variations,
-                              seed=r.seed, progress=self._progress, temperature=r.variety,
-                              plant_feet=r.plant_feet, rank=0 if likeliest else r.seed)
-            self.result = np.repeat(made, r.variations, axis=0) if likeliest else made
+            self.result = gen.sample(r.observed, r.mask, action=r.action, style=r.style, n=r.variations,
+                                     seed=r.seed, progress=self._progress, temperature=r.variety,
+                                     plant_feet=r.plant_feet, rank=r.seed)
         except GeneratorCancelled:
             raise Cancelled("Cancelled: nothing was changed.") from None
         except ValueError as exc:  # unknown label, bad shapes

@@ -222,19 +222,26 @@ class Generator:
         msk[..., :k, :, :] = mask[..., :k, :, :]
         return obs, msk
 
+    @staticmethod
+    def _retrieval(retrieve: bool, rank: int, temperature: float) -> tuple[int, bool] | None:
+        """(rank, spread) for MotionLibrary.blend_gaps, None for the network alone: at temperature 0,
+        the most likely motion, every variation of every seed draws on the nearest segment."""
+        return None if not retrieve else (rank, True) if temperature > 0 else (0, False)
+
     def _restored(self, out: np.ndarray, observed: np.ndarray, mask: np.ndarray, fit, plant_feet: bool,
-                  rank: int | None) -> np.ndarray:
+                  retrieval: tuple[int, bool] | None) -> np.ndarray:
         """Output made at the training skeleton's proportions, its jolts between keys smoothed out
-        (smooth_hidden), its gaps averaged with the library's fills unless `rank` is None (recorded
+        (smooth_hidden), its gaps averaged with the library's fills unless `retrieval` is None (recorded
         motion, not smoothed; retrieved at those proportions: the library's bodies), back at the
         body's own, observed entries exact, keys passed at the velocity their observed neighbours or
         the fill on both sides give them (keep_key_velocities), bones seen from one side kept rigid
         (body_size.rigid_bones) and, with `plant_feet`, feet held still while they bear weight."""
         out = smooth_hidden(out, mask)
-        if self.library is not None and rank is not None:
+        if self.library is not None and retrieval is not None:
             length = out.shape[-3]
             seen = mask.reshape((-1, length) + mask.shape[-2:])
-            out = self.library.blend_gaps(out.reshape((len(seen), -1) + out.shape[-3:]), seen, rank).reshape(out.shape)
+            out = self.library.blend_gaps(out.reshape((len(seen), -1) + out.shape[-3:]), seen, retrieval[0],
+                                          spread=retrieval[1]).reshape(out.shape)
         pasted = np.where(mask, observed, from_skeleton(out, *fit))
         out = rigid_bones(keep_key_velocities(pasted, observed, mask), observed, mask)
         return (planted(out, mask, self.fps, fit[0]) if plant_feet else out).astype(np.float32)
@@ -257,7 +264,7 @@ class Generator:
         holds each foot still while it bears weight (model.feet), as animators clean mocap up.
         `retrieve` averages each gap between full-body keys with a library segment, and continues
         past the last key with one, when the generator has a library: variation i with the
-        (rank + i)-th nearest (MotionLibrary.blend_gaps)."""
+        (rank + i)-th nearest (MotionLibrary.blend_gaps); at temperature 0 every one with the nearest."""
         observed, mask = self._checked(observed, mask, batched=False)
         length = int(length or observed.shape[0])
         if length < 1 or n < 1:
@@ -288,7 +295,8 @@ class Generator:
                 break
             start = min(start + commit - CONTEXT, total - T)
         out = self._cropped(out, np.full(n, margin), length, np.broadcast_to(msk[:length], (n,) + msk[:length].shape))
-        return self._restored(out, given[:length], msk[:length], fit, plant_feet, rank if retrieve else None)
+        return self._restored(out, given[:length], msk[:length], fit, plant_feet,
+                              self._retrieval(retrieve, rank, temperature))
 
     def sample_windows(self, observed: np.ndarray, mask: np.ndarray, action=None, style=None, n: int = 1,
                        seed=None, temperature: float = 1.0, plant_feet: bool = True, retrieve: bool = True,
@@ -312,4 +320,4 @@ class Generator:
         lead = np.repeat(np.where(empty, min(LABEL_MARGIN, (self.window - L) // 2), 0), n)
         out = self._cropped(out, lead, L, np.repeat(mask, n, 0)).reshape((B, n, L) + obs.shape[2:])
         return self._restored(out, observed[:, None], mask[:, None], (ratio[:, None], bone_scale[:, None]),
-                              plant_feet, rank if retrieve else None)
+                              plant_feet, self._retrieval(retrieve, rank, temperature))

@@ -206,18 +206,19 @@ class MotionLibrary:
         d1 = (w[:, start + gap + 1] - pasted[:, -1])[:, None]
         return (pasted + (1.0 - blend) * d0 + blend * d1)[:, 1:-1]
 
-    def blend_gaps(self, motion: np.ndarray, observed: np.ndarray, rank: int = 0, weight: float = WEIGHT) -> np.ndarray:
+    def blend_gaps(self, motion: np.ndarray, observed: np.ndarray, rank: int = 0, weight: float = WEIGHT,
+                   spread: bool = True) -> np.ndarray:
         """motion (B, n, L, J, 3), observed (B, L, ...) its observed entries -> the same with each gap
         (frames with nothing observed) between two full-body keys moved `weight` of the way to a
         retrieved fill, and the frames after the last key, if none is observed, from `weight` of the
         way to all of it over OPEN_RAMP frames: variation i draws on the (rank + i)-th nearest
         distinct segment (modulo RANKS), searched with variation 0's velocity into the gap (a key on
-        the first frame: its velocity out of the key). A gap holding a partial key is left to the
-        network, which meets it."""
+        the first frame: its velocity out of the key); without `spread` every variation draws on the
+        rank-th. A gap holding a partial key is left to the network, which meets it."""
         n = motion.shape[1]
         before = 2.0 * motion[:, :, :1] - motion[:, :, 1:2]  # a frame before the first, for its velocity
         out = np.concatenate([before, motion], 2).astype(np.float64)
-        ranks = (rank + np.arange(n)) % RANKS
+        ranks = (rank + (np.arange(n) if spread else np.zeros(n, int))) % RANKS
         # (first key, frames, open end) -> windows
         gaps: dict[tuple[int, int, bool], list[int]] = defaultdict(list)
         seen = observed.reshape(observed.shape[:2] + (-1,))

@@ -166,6 +166,9 @@ def test_the_generator_fills_gaps_with_its_library_only_when_asked(tiny_generato
     np.testing.assert_array_equal(with_library[:, mask], np.broadcast_to(window[mask], with_library[:, mask].shape))
     err = lambda out: np.linalg.norm(out[:, ~mask] - window[~mask], axis=-1).mean()
     assert err(with_library) < err(alone)  # the library holds this very walk
+    likeliest = gen.sample(window, mask, n=2, seed=1, temperature=0.0, rank=4)
+    np.testing.assert_array_equal(likeliest, gen.sample(window, mask, n=2, seed=2, temperature=0.0))
+    np.testing.assert_array_equal(likeliest[0], likeliest[1])  # the prior's mean and the nearest segment
     batched = gen.sample_windows(window[None], mask, n=2, seed=[1])[0]
     assert np.linalg.norm(batched[:, ~mask] - window[~mask], axis=-1).mean() < err(alone)
 
