@@ -9,9 +9,10 @@ continuation slows, and the recorded one goes on at a recorded pace.
 
 A gap of g frames between a start key and an end key is matched on the start pose, the start
 velocity, the end pose and the root displacement, all in the frame of the start's facing and hip
-position; a continuation on the start pose and velocity alone. Start frames are subsampled with `stride`; the search is exact brute force, one matmul per
-block of queries. A library file is safetensors (fp16 positions, clip lengths) plus metadata: the
-recorded motion it holds keeps its licence, which the file names.
+position; a continuation on the start pose and velocity alone. Start frames are subsampled with
+`stride`; the search is exact brute force, one matmul per block of queries. A library file is
+safetensors (fp16 positions, clip lengths) plus metadata: the recorded motion it holds keeps its
+licence, which the file names.
 """
 from __future__ import annotations
 
@@ -162,7 +163,8 @@ class MotionLibrary:
             d = sq[None] - 2.0 * q[i:i + block] @ feats.T
             yield d if end_q is None else d - 2.0 * end_q[i:i + block] @ end_feats.T
 
-    def nearest(self, windows: np.ndarray, start: int, gap: int, k: int = 1, open_end: bool = False) -> np.ndarray | None:
+    def nearest(self, windows: np.ndarray, start: int, gap: int, k: int = 1,
+                open_end: bool = False) -> np.ndarray | None:
         """(N, k) database frames where each window's k nearest segments start, each more than APART
         frames from the others (the last repeated if fewer are that far apart); None when no clip is
         long enough for the gap."""
@@ -232,12 +234,24 @@ class MotionLibrary:
         for (a, g, open_end), rows in gaps.items():
             if open_end:
                 self._continue(out, rows, a, g, ranks, weight)
-                continue
-            at = self.nearest(out[rows, 0], a, g, int(ranks.max()) + 1)
-            for i in range(n if at is not None else 0):
-                fill = self.paste(out[rows, i], a, g, at[:, ranks[i]])
-                out[rows, i, a + 1:a + 1 + g] += weight * (fill - out[rows, i, a + 1:a + 1 + g])
+            else:
+                self._blend(out, rows, a, g, self._ranked(out, rows, a, g, ranks, False), np.full(g, weight), False)
         return out[:, :, 1:].astype(motion.dtype)
+
+    def _ranked(self, out: np.ndarray, rows: list[int], a: int, g: int, ranks: np.ndarray, open_end: bool):
+        """Per variation, where its segment starts: the ranks[i]-th nearest to variation 0's way into
+        key a; None when no clip is long enough."""
+        at = self.nearest(out[rows, 0], a, g, int(ranks.max()) + 1, open_end)
+        return None if at is None else [at[:, r] for r in ranks]
+
+    def _blend(self, out: np.ndarray, rows: list[int], a: int, g: int, picks, share: np.ndarray,
+               open_end: bool) -> None:
+        """The g frames after key a of `out`'s `rows`, in place, moved `share` (g,) of the way to the
+        segment each variation picked (nothing when `picks` is None)."""
+        for i, pick in enumerate(picks or []):
+            now = out[rows, i, a + 1:a + 1 + g]
+            fill = self.paste(out[rows, i], a, g, pick, open_end)
+            out[rows, i, a + 1:a + 1 + g] = now + share[:, None, None] * (fill - now)
 
     def _continue(self, out: np.ndarray, rows: list[int], a: int, g: int, ranks: np.ndarray, weight: float) -> None:
         """The g frames after key a of `out`'s `rows`, in place: from `weight` of the way to the
@@ -246,15 +260,11 @@ class MotionLibrary:
         share = weight + (1.0 - weight) * np.minimum(1.0, np.arange(1, g + 1) / OPEN_RAMP)
         for start in range(a, a + g, OPEN_CHUNK):
             h = min(OPEN_CHUNK, a + g - start)
-            if start == a:  # variation i: the (rank + i)-th nearest to variation 0's way into the key
-                at = self.nearest(out[rows, 0], start, h, int(ranks.max()) + 1, open_end=True)
-                picks = None if at is None else [at[:, r] for r in ranks]
+            if start == a:
+                picks = self._ranked(out, rows, start, h, ranks, True)
             else:  # each variation goes on from where it now is
                 found = [self.nearest(out[rows, i], start, h, open_end=True) for i in range(out.shape[1])]
                 picks = None if found[0] is None else [f[:, 0] for f in found]
             if picks is None:
                 return  # no recorded clip is this long: the rest stays the network's
-            for i, pick in enumerate(picks):
-                now = out[rows, i, start + 1:start + 1 + h]
-                fill = self.paste(out[rows, i], start, h, pick, open_end=True)
-                out[rows, i, start + 1:start + 1 + h] = now + share[start - a:start - a + h, None, None] * (fill - now)
+            self._blend(out, rows, start, h, picks, share[start - a:start - a + h], True)

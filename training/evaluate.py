@@ -24,7 +24,8 @@ seed drives the model's sampling, one seed per window whatever the batching. Hid
 zeroed before the model sees them. A method that can't run (no checkpoint, no dataset cache for the
 retrieval baselines, no rotations for SLERP) reports null; so does a metric that does not apply.
 With --library every model row is the model with a motion library (model.library) of the same
-motion motion_matching retrieves from: its fills between full-body keys averaged with a retrieved one.
+motion motion_matching retrieves from: its fills between full-body keys averaged with a retrieved one,
+and past the last key a recorded continuation taking over.
 """
 from __future__ import annotations
 
@@ -299,9 +300,8 @@ def evaluate(clips: list[Clip], train: MotionDataset | None = None, gen=None, ju
     if train is not None:
         names = {c.name for c in clips}
         keep = [i for i in train.clips("train") if train.names[i] not in names]
-        pos = np.concatenate([train.clip(i) for i in keep])
         matcher = MotionLibrary([train.clip(i) for i in keep])
-        mean_depth, mean_pose = MeanDepth(pos), MeanPose(pos)
+        mean_depth, mean_pose = MeanDepth(matcher.positions), MeanPose(matcher.positions)
     if library:
         if gen is None or matcher is None:
             raise FileNotFoundError("--library needs a model and the dataset cache (python -m training.dataset)")
@@ -371,7 +371,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: the add-on's policy, half the cores "
                                                 "and at most 4; threads competing for busy cores run many times slower)")
     ap.add_argument("--library", action="store_true",
-                    help="the model with a motion library: its gap fills averaged with motion matching's")
+                    help="the model with a motion library: its gap fills averaged with motion matching's, "
+                         "its continuations past the last key recorded ones")
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads or max(1, min(4, (os.cpu_count() or 2) // 2)))
